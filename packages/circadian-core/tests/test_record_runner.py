@@ -1,0 +1,73 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from circadian_core.record import StudyResult, read_record, write_json_atomic
+from circadian_core.runner import resolve_entry, run_cell
+
+
+def _study(config, *, seed, device, workdir, artifacts):
+    rng = np.random.default_rng(seed)
+    return StudyResult(
+        metrics={"score": float(rng.random()), "bad": math.nan},
+        history={"loss": [1.0, 0.5]},
+        info={"timings": {"train_s": 0.25}, "matrix": np.eye(2)},
+    )
+
+
+def test_atomic_write_leaves_no_temp_and_strict_json(tmp_path):
+    path = write_json_atomic(tmp_path / "a" / "b.json", {"x": np.float32(1.5), "y": float("inf")})
+    assert json.loads(path.read_text()) == {"x": 1.5, "y": None}
+    assert [p.name for p in path.parent.iterdir()] == ["b.json"]
+
+
+def test_failed_write_keeps_previous_file(tmp_path):
+    path = write_json_atomic(tmp_path / "r.json", {"ok": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_run_cell_writes_full_record(tmp_path):
+    out = tmp_path / "runs" / "s" / "v" / "seed3.json"
+    run_cell(_study, {"k": 1}, study="s", variant="v", seed=3, out=out, device="cpu")
+    rec = read_record(out)
+    assert rec["study"] == "s" and rec["variant"] == "v" and rec["seed"] == 3
+    assert rec["config"] == {"k": 1}
+    assert rec["metrics"]["bad"] is None
+    assert rec["timings"]["train_s"] == 0.25 and rec["timings"]["wall_s"] > 0
+    assert rec["device"] == "cpu"
+    assert "numpy" in rec["versions"] and "python" in rec["versions"]
+    assert rec["info"]["matrix"] == [[1.0, 0.0], [0.0, 1.0]]
+    # same seed, same metric
+    out2 = tmp_path / "again.json"
+    run_cell(_study, {"k": 1}, study="s", variant="v", seed=3, out=out2, device="cpu")
+    assert read_record(out2)["metrics"] == rec["metrics"]
+
+
+def test_failing_study_writes_nothing(tmp_path):
+    def boom(config, **_):
+        raise RuntimeError("diverged")
+
+    out = tmp_path / "x.json"
+    with pytest.raises(RuntimeError, match="diverged"):
+        run_cell(boom, {}, study="s", variant="v", seed=1, out=out, device="cpu")
+    assert not out.exists()
+
+
+def test_corrupt_record_error_names_fix(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="delete it and rerun"):
+        read_record(bad)
+
+
+def test_resolve_entry_errors():
+    assert resolve_entry("math:sqrt")(4.0) == 2.0
+    with pytest.raises(ValueError, match="package.module:function"):
+        resolve_entry("math.sqrt")
+    with pytest.raises(ModuleNotFoundError, match="install the package"):
+        resolve_entry("no_such_pkg_xyz:run")

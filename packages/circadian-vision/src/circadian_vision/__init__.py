@@ -1,0 +1,3 @@
+"""circadian_vision."""
+
+__version__ = "0.1.0"

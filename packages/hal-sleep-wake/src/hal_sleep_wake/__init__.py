@@ -1,0 +1,3 @@
+"""hal_sleep_wake."""
+
+__version__ = "0.1.0"
