@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -157,14 +158,11 @@ def host_info() -> dict[str, str]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": str(os.cpu_count()),
     }
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # only if the run used it: importing it here costs seconds
+    if torch is not None:
         info["torch_threads"] = str(torch.get_num_threads())
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
     return info
 
 

@@ -65,7 +65,7 @@ def run_cell(
     """
     fn = resolve_entry(entry)
     resolved_device = pick_device(device)
-    seed_everything(seed)
+    seed_everything(seed, only_loaded=True)
     t0 = time.perf_counter()
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
+import sys
+from types import ModuleType
 
 import numpy as np
 
 
-def seed_everything(seed: int, *, deterministic: bool = True) -> np.random.Generator:
+def _framework(name: str, only_loaded: bool) -> ModuleType | None:
+    if only_loaded:
+        return sys.modules.get(name)
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def seed_everything(
+    seed: int, *, deterministic: bool = True, only_loaded: bool = False
+) -> np.random.Generator:
     """Seed python, numpy, torch and mlx (when installed); return a fresh numpy ``Generator``.
 
     With ``deterministic`` torch is asked for deterministic kernels (``warn_only``), so the same
-    seed gives the same CPU result bit for bit.
+    seed gives the same CPU result bit for bit. With ``only_loaded`` torch and mlx are seeded only
+    if already imported (the runner imports the study first, so a NumPy-only study does not pay
+    for importing torch).
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
@@ -20,19 +36,13 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> np.random.Gener
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002  (legacy global state, for third-party code)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    try:
-        import torch
-    except ImportError:
-        pass
-    else:
+    torch = _framework("torch", only_loaded)
+    if torch is not None:
         torch.manual_seed(seed)
         if deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    try:
-        import mlx.core as mx
-    except ImportError:
-        pass
-    else:
+    mx = _framework("mlx.core", only_loaded)
+    if mx is not None:
         mx.random.seed(seed)
     return np.random.default_rng(seed)
