@@ -136,7 +136,8 @@ def validate(data: dict[str, Any], where: str = "params.yaml") -> None:
     import jsonschema
 
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
     if errors:
         err = errors[0]
         at = ".".join(str(p) for p in err.absolute_path) or "(top level)"
@@ -222,3 +223,8 @@ def resources(spec: dict[str, Any]) -> dict[str, Any]:
         "runtime": int(spec.get("runtime_min", 30)),
         "threads": int(spec.get("threads", 1)),
     }
+
+
+def slurm_partition(spec: dict[str, Any], partitions: dict[str, str]) -> str:
+    """The SLURM partition of a job: ``partitions['gpu']`` if it asks for a GPU, else ``['cpu']``."""
+    return partitions.get("gpu" if int(spec.get("gpu", 0)) else "cpu", "")

@@ -5,9 +5,12 @@ A report module in this package defines
 * ``STUDIES``: the study names it reports (a tuple);
 * ``tables(ctx: ReportContext) -> None``: writes LaTeX tables with ``ctx.write_table`` and defines
   every number the text quotes with ``ctx.macro``;
-* ``figures(ctx: ReportContext) -> None`` (optional): saves figures with ``ctx.save_figure``.
+* ``figures(ctx: ReportContext) -> None`` (optional): saves figures with ``ctx.save_figure``;
+* ``SECTION`` (optional): the results section it fills, a file stem under paper/sections/
+  (default ``results_<module name>``); ``ORDER`` (optional int) places it in the paper.
 
-Modules are run only when at least one of their studies is in the profile.
+Modules are run only when at least one of their studies is in the profile, and only their results
+sections are put in the paper (paper/generated/sections.tex).
 """
 
 from __future__ import annotations
@@ -30,4 +33,4 @@ def report_modules() -> list[ModuleType]:
         mod = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(mod, "STUDIES") and hasattr(mod, "tables"):
             mods.append(mod)
-    return mods
+    return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))

@@ -1,0 +1,103 @@
+"""The whole path on a scratch copy of the workflow with a seconds-long study: Snakemake and DVC
+produce records, tables, figures and a PDF that quotes every generated number; reruns are minimal."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from circadian_core.record import read_record
+from tests.workflow_helpers import BIN, make_toy_repo, run
+
+pytestmark = pytest.mark.slow
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    block = stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = {}
+    for line in block.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def built(toy_repo):
+    run([str(BIN / "snakemake"), "--cores", "2"], toy_repo)
+    return toy_repo
+
+
+def test_records_tables_figures_and_pdf_exist(built):
+    runs = sorted((built / "results/toy/runs").rglob("seed*.json"))
+    assert len(runs) == 4
+    rec = read_record(runs[0])
+    assert {"config", "metrics", "history", "timings", "device", "versions", "git_sha"} <= set(rec)
+    assert (built / "results/toy/tables/summary.csv").exists()
+    metrics = json.loads((built / "results/toy/tables/metrics.json").read_text())
+    assert set(metrics["toy"]) == {"plain", "shrunk"}
+    assert (built / "results/toy/figures/toy_acc.png").exists()
+    assert (built / "paper/generated/figures/toy_acc.pdf").exists()
+    assert (built / "paper/build/main.pdf").stat().st_size > 10_000
+
+
+def test_every_generated_number_is_in_the_pdf(built):
+    from pipelines.scripts.build_paper import check_numbers, pdf_text, read_macros
+
+    pdf = built / "paper/build/main.pdf"
+    macros = read_macros(built / "paper/generated/macros.tex")
+    assert macros["toyPlainAccMean"] in pdf_text(pdf)
+    assert check_numbers(pdf, built / "paper/generated/macros.tex") == []
+
+
+def test_check_catches_a_number_missing_from_the_pdf(built, tmp_path):
+    from pipelines.scripts.build_paper import check_numbers
+
+    extra = tmp_path / "macros.tex"
+    extra.write_text((built / "paper/generated/macros.tex").read_text() + "\\newcommand{\\notQuoted}{0.12345}\n")
+    problems = check_numbers(built / "paper/build/main.pdf", extra)
+    assert len(problems) == 1 and "notQuoted" in problems[0]
+
+
+def test_rerun_of_one_seed_reruns_only_it_and_its_dependents(built):
+    out = run([str(BIN / "snakemake"), "-n", "--forcerun", "results/toy/runs/toy/plain/seed1.json"], built).stdout
+    assert job_counts(out) == {"run_cell": 1, "aggregate": 1, "figures": 1, "paper": 1, "all": 1}
+    assert "Nothing to be done" in run([str(BIN / "snakemake"), "-n"], built).stdout
+
+
+def test_changing_one_variant_reruns_only_its_cells(built):
+    params = built / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("shrink: 0.5", "shrink: 0.6"))
+        out = run([str(BIN / "snakemake"), "-n"], built).stdout
+        counts = job_counts(out)
+        assert counts["run_cell"] == 2
+        rerun = set(re.findall(r"output: results/toy/runs/toy/(\w+)/seed\d+\.json", out))
+        assert rerun == {"shrunk"}
+    finally:
+        params.write_text(original)
+
+
+def test_dvc_repro_then_noop_and_minimal_rerun(tmp_path_factory):
+    repo = make_toy_repo(tmp_path_factory.mktemp("dvcrepo"))
+    dvc = str(BIN / "dvc")
+    run([str(BIN / "python"), "-m", "pipelines.scripts.dvcgen"], repo)
+    run([dvc, "init", "-q"], repo)
+    run([dvc, "config", "core.analytics", "false"], repo)
+    first = run([dvc, "repro"], repo).stdout
+    assert "Running stage 'paper'" in first
+    assert (repo / "paper/build/main.pdf").exists()
+    second = run([dvc, "repro"], repo).stdout
+    assert "Running stage" not in second
+    assert "up to date" in run([dvc, "status"], repo).stdout
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("shrink: 0.5", "shrink: 0.6"))
+    changed = run([dvc, "status"], repo).stdout
+    stale = {line.strip().rstrip(":") for line in changed.splitlines() if line and not line.startswith(("\t", " "))}
+    assert {"run-toy-shrunk-s1", "run-toy-shrunk-s2"} <= stale
+    assert not any(s.startswith("run-toy-plain") for s in stale)
+    shutil.rmtree(repo, ignore_errors=True)

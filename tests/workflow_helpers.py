@@ -1,0 +1,70 @@
+"""Helpers for the repository-level tests: run commands, build a scratch toy copy of the workflow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+TOY_PARAMS = """\
+profile: toy
+profiles:
+  toy:
+    device: cpu
+    studies:
+      toy:
+        entry: tests.toy_study:run
+        seeds: [1, 2]
+        base: {n_tasks: 5}
+        variants:
+          plain: {}
+          shrunk: {shrink: 0.5}
+"""
+
+TOY_SECTION = r"""\subsection{Toy}
+Nearest-mean ACC over \toyPlainAccMean{} and \toyShrunkAccMean{} (profile \profile, \totalRuns{} runs).
+\generated{tables/toy.tex}
+\genfigure{toy_acc}{0.5\linewidth}{Toy accuracy.}
+"""
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.pop("CIRCADIAN_PROFILE", None)
+    e["MPLBACKEND"] = "Agg"
+    return e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def make_toy_repo(dest: Path) -> Path:
+    """A scratch copy of the workflow (Snakefile, pipelines, paper) with the toy study as its params."""
+    for name in ("Snakefile", "pipelines", "paper", "packages/circadian-core/src"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "generated", "build", "*.egg-info"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    (dest / "paper" / "generated").mkdir(exist_ok=True)
+    (dest / "tests").mkdir()
+    shutil.copy2(ROOT / "tests" / "toy_study.py", dest / "tests" / "toy_study.py")
+    shutil.copy2(ROOT / "tests" / "toy_report.py", dest / "pipelines" / "reports" / "toy.py")
+    for mod in (dest / "pipelines" / "reports").glob("*.py"):
+        if mod.name not in {"__init__.py", "context.py", "toy.py"}:
+            mod.unlink()
+    (dest / "paper" / "sections" / "results_toy.tex").write_text(TOY_SECTION)
+    (dest / "params.yaml").write_text(TOY_PARAMS)
+    run(["git", "init", "-q"], dest)
+    return dest
