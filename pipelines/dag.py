@@ -210,9 +210,18 @@ def load_profile(name: str | None = None, path: str | Path | None = None) -> Pro
         for aname, a in (merged.get("artifacts") or {}).items()
     }
     profile = Profile(name=name, device=merged.get("device", "auto"), studies=studies, artifacts=artifacts)
-    for study in studies.values():
-        profile.artifact_paths(study.needs)
-    return profile
+    for item in [*studies.values(), *artifacts.values()]:
+        profile.artifact_paths(item.needs)
+    # An artifact no study of this profile needs (e.g. one inherited from `mini` whose studies the
+    # `paper` profile points elsewhere) is not part of this profile's DAG in either engine.
+    used: set[str] = set()
+    todo = [n for study in studies.values() for n in study.needs]
+    while todo:
+        n = todo.pop()
+        if n not in used:
+            used.add(n)
+            todo.extend(artifacts[n].needs)
+    return dataclasses.replace(profile, artifacts={n: a for n, a in artifacts.items() if n in used})
 
 
 def resources(spec: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +232,19 @@ def resources(spec: dict[str, Any]) -> dict[str, Any]:
         "runtime": int(spec.get("runtime_min", 30)),
         "threads": int(spec.get("threads", 1)),
     }
+
+
+def limit_threads(spec: dict[str, Any]) -> int:
+    """Cap BLAS/OpenMP threads at the job's ``threads`` before torch or numpy start their pools.
+
+    Snakemake sets these itself; under ``dvc repro`` (sequential) this keeps a 1-thread cell from
+    spawning a pool per core and fighting the machine's other work. A value already in the
+    environment wins.
+    """
+    n = resources(spec)["threads"]
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    return n
 
 
 def slurm_partition(spec: dict[str, Any], partitions: dict[str, str]) -> str:

@@ -94,6 +94,11 @@ def test_dvc_repro_then_noop_and_minimal_rerun(tmp_path_factory):
     second = run([dvc, "repro"], repo).stdout
     assert "Running stage" not in second
     assert "up to date" in run([dvc, "status"], repo).stdout
+    # Snakemake agrees that DVC's outputs are current, and reruns one seed minimally on top of them
+    snake = str(BIN / "snakemake")
+    assert "Nothing to be done" in run([snake, "-n"], repo).stdout
+    forced = run([snake, "-n", "--forcerun", "results/toy/runs/toy/plain/seed2.json"], repo).stdout
+    assert job_counts(forced) == {"run_cell": 1, "aggregate": 1, "figures": 1, "paper": 1, "all": 1}
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("shrink: 0.5", "shrink: 0.6"))
     changed = run([dvc, "status"], repo).stdout

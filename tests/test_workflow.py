@@ -127,3 +127,16 @@ def test_run_cell_bad_variant_exits_with_one_line(tmp_path):
 
 def test_latexmk_available_for_the_paper_stage():
     assert shutil.which("latexmk") and shutil.which("pdftotext"), "run `make tex` (TeX Live + poppler)"
+
+
+def test_profile_keeps_only_the_artifacts_its_studies_need():
+    """`paper` inherits mini's artifacts, but its studies point at the CIFAR/hub ones."""
+    needed = set()
+    p = dag.load_profile("paper")
+    todo = [n for s in p.studies.values() for n in s.needs]
+    while todo:
+        n = todo.pop()
+        needed.add(n)
+        todo.extend(p.artifacts[n].needs)
+    assert set(p.artifacts) == needed
+    assert "digits_cnn" not in p.artifacts and "digits_cnn" in dag.load_profile("mini").artifacts

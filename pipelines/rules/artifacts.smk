@@ -12,6 +12,9 @@ for _art in PROFILE.artifacts.values():
             directory(_art.out) if Path(_art.out).suffix == "" else _art.out,
         params:
             config=json.dumps(_art.config, sort_keys=True),
+            # bound now: Snakemake re-evaluates the shell f-string when the job runs, by which time
+            # the loop variable _art names the LAST artifact
+            name=_art.name,
         threads: resources(_art.resources)["threads"]
         resources:
             gpu=resources(_art.resources)["gpu"],
@@ -23,4 +26,4 @@ for _art in PROFILE.artifacts.values():
         log:
             f"{RESULTS}/logs/artifact-{_art.name}.log",
         shell:
-            f"{PY} -m pipelines.scripts.build_artifact {_art.name} --profile {PROFILE.name} > {{log}} 2>&1"
+            f"{PY} -m pipelines.scripts.build_artifact {{params.name}} --profile {PROFILE.name} > {{log}} 2>&1"

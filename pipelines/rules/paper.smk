@@ -5,6 +5,7 @@ rule paper:
     input:
         "paper/main.tex",
         "paper/refs.bib",
+        "pipelines/scripts/build_paper.py",
         "paper/generated/macros.tex",
         "paper/generated/sections.tex",
         "paper/generated/tables",

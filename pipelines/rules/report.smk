@@ -1,9 +1,13 @@
-# All runs -> tidy tables, LaTeX tables, macros, figures.
+# All runs -> tidy tables, LaTeX tables, macros, figures. The scripts and report modules are inputs
+# too (as in dvc.yaml), so editing a report reruns these two rules and nothing upstream.
+REPORT_CODE = sorted(str(p) for p in Path("pipelines/reports").glob("*.py"))
 
 
 rule aggregate:
     input:
         PROFILE.run_paths(),
+        "pipelines/scripts/aggregate.py",
+        REPORT_CODE,
     output:
         csv=directory(PROFILE.tables),
         tex=directory("paper/generated/tables"),
@@ -20,6 +24,8 @@ rule aggregate:
 rule figures:
     input:
         PROFILE.run_paths(),
+        "pipelines/scripts/figures.py",
+        REPORT_CODE,
     output:
         png=directory(PROFILE.figures),
         pdf=directory("paper/generated/figures"),

@@ -17,7 +17,7 @@ from circadian_core.config import ConfigError
 from circadian_core.device import pick_device
 from circadian_core.runner import resolve_entry
 from circadian_core.seeding import seed_everything
-from pipelines.dag import load_profile
+from pipelines.dag import limit_threads, load_profile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.name not in profile.artifacts:
             raise ConfigError(f"profile {profile.name!r} has no artifact {args.name!r}; artifacts: {', '.join(profile.artifacts)}")
         art = profile.artifacts[args.name]
+        limit_threads(art.resources)
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -40,13 +40,24 @@ def read_macros(path: Path) -> dict[str, str]:
     return macros
 
 
+_TEX_TEXT = (("$\\times$", "\u00d7"), ("\\times", "\u00d7"), ("$\\pm$", "\u00b1"), ("\\pm", "\u00b1"),
+             ("\\%", "%"), ("\\_", "_"), ("\\,", ""), ("$", ""), ("{", ""), ("}", ""))
+
+
+def _as_typeset(value: str) -> str:
+    """A macro's TeX source as pdftotext shows it (``8$\\times$8`` -> ``8\u00d78``)."""
+    for tex, text in _TEX_TEXT:
+        value = value.replace(tex, text)
+    return value
+
+
 def check_numbers(pdf: Path, macros_file: Path) -> list[str]:
     """Problems: a generated value that does not appear in the PDF, or a missing generated file."""
     text = pdf_text(pdf)
     problems = [
         f"\\{name} = {value!r} is generated but not in the PDF text (quote it or stop generating it)"
         for name, value in read_macros(macros_file).items()
-        if value and value != "n/a" and value not in text
+        if value and value != "n/a" and _as_typeset(value) not in text
     ]
     if "is missing: run the pipeline" in text or "is missing: run" in text:
         problems.append("the PDF shows a missing generated file: run the pipeline first")

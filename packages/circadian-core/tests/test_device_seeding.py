@@ -43,3 +43,17 @@ def test_same_seed_same_streams():
 def test_seed_must_be_int():
     with pytest.raises(TypeError):
         seed_everything(1.5)  # type: ignore[arg-type]
+
+
+def test_torch_is_put_in_deterministic_warn_only_mode():
+    torch = pytest.importorskip("torch")
+    torch.use_deterministic_algorithms(False)
+    try:
+        seed_everything(0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        a = torch.rand(3)
+        seed_everything(0)
+        assert torch.equal(a, torch.rand(3))
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -20,6 +20,15 @@ def _framework(name: str, only_loaded: bool) -> ModuleType | None:
         return None
 
 
+def _deterministic_torch(torch: ModuleType) -> None:
+    # torch.use_deterministic_algorithms imports torch._inductor (2-3 s per process on CPU) just
+    # to flip an inductor flag; when inductor is not loaded the C switch alone is equivalent.
+    if "torch._inductor" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
+
+
 def seed_everything(
     seed: int, *, deterministic: bool = True, only_loaded: bool = False
 ) -> np.random.Generator:
@@ -40,7 +49,7 @@ def seed_everything(
     if torch is not None:
         torch.manual_seed(seed)
         if deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            _deterministic_torch(torch)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     mx = _framework("mlx.core", only_loaded)
     if mx is not None:
