@@ -1,0 +1,328 @@
+"""Plastic brain family (issue 4): the three-phase curriculum, four learners, beside the prototype's claims.
+
+Tables: phase-1 accuracy through the curriculum and its retention (with the prototype's published
+retention), the storm (held-out score, the prototype's trained-on score, context energy, core
+drift, sparsity), and adaptation speed per phase. Figures: the phase plot (held-out accuracy of each
+class group and of the storm over training, per model) and the dynamics (prequential accuracy of
+every model, the triarchic brain's context energy). The setting is read from the run records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.reports import ReportContext, latex_escape, latex_table
+
+STUDIES = ("plastic",)
+ORDER = 30
+STUDY = "plastic"
+
+MODELS = (
+    ("plastic-brain", "Plastic brain"),
+    ("memory-only", "Memory only (no blocks)"),
+    ("triarchic", "Triarchic brain"),
+    ("naive-linear", "Naive linear head"),
+)
+PHASES = ("phase1", "phase2", "storm")
+DATASETS = {"digits": "scikit-learn digits", "cifar10": "CIFAR-10"}
+
+
+def _val(ctx: ReportContext, variant: str, metric: str, what: str = "mean") -> float:
+    try:
+        return ctx.stat(STUDY, variant, metric, what)
+    except KeyError:
+        return float("nan")
+
+
+def _present(ctx: ReportContext) -> list[tuple[str, str]]:
+    return [(v, label) for v, label in MODELS if ctx.records_for(STUDY, v)]
+
+
+def _cell(ctx: ReportContext, variant: str, metric: str, name: str, fmt: str = ".3f") -> str:
+    """mean +- CI macros of one metric, or an en dash where the model has no such quantity."""
+    if np.isnan(_val(ctx, variant, metric)):
+        return "--"
+    return ctx.mean_pm(("plastic", variant, name), STUDY, variant, metric, fmt)
+
+
+def _mean(ctx: ReportContext, variant: str, metric: str, name: str, fmt: str = ".3f") -> str:
+    src = f"{ctx.profile}:{STUDY}/{variant}/{metric} mean"
+    return ctx.macro(("plastic", variant, name), _val(ctx, variant, metric), fmt, source=src)
+
+
+def _compare(ctx: ReportContext, a: str, b: str, metric: str) -> str:
+    """How ``a`` compares with ``b`` on ``metric``, in words: overlapping 95% CIs are indistinguishable."""
+    ma, mb = _val(ctx, a, metric), _val(ctx, b, metric)
+    ca, cb = (np.nan_to_num(_val(ctx, v, metric, "ci95")) for v in (a, b))
+    if abs(ma - mb) <= ca + cb:
+        return "indistinguishable from"
+    return "higher than" if ma > mb else "lower than"
+
+
+def _setting(ctx: ReportContext) -> dict[str, Any]:
+    recs = ctx.records_for(STUDY)
+    rec = recs[0]
+    cfg = rec["config"]
+    cur = cfg["curriculum"]
+    eyes = rec["info"]["eyes"]
+    dataset = cfg["data"]["dataset"]["name"]
+    by_variant = {r["variant"]: r for r in recs}
+    plastic = by_variant.get("plastic-brain", rec)["config"]["plastic"]
+    tri = by_variant.get("triarchic", rec)["config"]["triarchic"]
+    return {
+        "dataset": DATASETS.get(dataset, dataset),
+        "eyes": {"digits_cnn": "a small CNN trained on the first Split-Digits task", "resnet18": "ResNet-18",
+                 "random_projection": "a random projection"}.get(eyes.get("name"), eyes.get("name", "?")),
+        "groups": [latex_escape(g) for g in cfg["data"]["group_names"]],
+        "steps": cur["steps"],
+        "batch": cur["batch_size"],
+        "seeds": len({r["seed"] for r in recs}),
+        "device": rec["device"].split(":")[0],
+        "layers": plastic["num_layers"],
+        "hidden": plastic["block"]["hidden_dim"],
+        "k": plastic["block"]["k"],
+        "memory": plastic["memory_size"],
+        "tri_hidden": tri["hidden_dim"],
+        "tri_k": tri["k"],
+        "n_storm_test": rec["info"]["curriculum"]["eval"]["storm"]["n"],
+        "n_storm_train": rec["info"]["curriculum"]["train"]["storm"]["n"],
+    }
+
+
+def tables(ctx: ReportContext) -> None:
+    s = _setting(ctx)
+    src = "plastic run records"
+    ctx.macro(("plastic", "dataset"), s["dataset"], source=f"{src}: data.dataset")
+    ctx.macro(("plastic", "eyes"), s["eyes"], source=f"{src}: eyes identity")
+    ctx.macro(("plastic", "group", "one"), s["groups"][0], source=f"{src}: data.group_names[0]")
+    ctx.macro(("plastic", "group", "two"), s["groups"][1], source=f"{src}: data.group_names[1]")
+    for phase, steps in zip(PHASES, s["steps"]):
+        ctx.macro(("plastic", "steps", phase), steps, "d", source=f"{src}: curriculum.steps")
+    ctx.macro(("plastic", "batch"), s["batch"], "d", source=f"{src}: curriculum.batch_size")
+    ctx.macro(("plastic", "seeds"), s["seeds"], "d", source=f"{src}: number of seeds")
+    ctx.macro(("plastic", "device"), s["device"], source=f"{src}: device")
+    ctx.macro(("plastic", "layers"), s["layers"], "d", source="plastic-brain config plastic.num_layers")
+    ctx.macro(("plastic", "hidden"), s["hidden"], "d", source="plastic-brain config plastic.block.hidden_dim")
+    ctx.macro(("plastic", "k"), s["k"], "d", source="plastic-brain config plastic.block.k")
+    ctx.macro(("plastic", "memory"), s["memory"], ",d", source="plastic-brain config plastic.memory_size")
+    ctx.macro(("plastic", "tri", "hidden"), s["tri_hidden"], ",d", source="triarchic config triarchic.hidden_dim")
+    ctx.macro(("plastic", "tri", "k"), s["tri_k"], "d", source="triarchic config triarchic.k")
+    ctx.macro(("plastic", "storm", "test", "n"), s["n_storm_test"], "d", source=f"{src}: storm eval set size")
+    ctx.macro(("plastic", "storm", "train", "n"), s["n_storm_train"], "d", source=f"{src}: storm training set size")
+
+    pub = ctx.published("plastic")
+    pub_src = "published.yaml plastic (prototype README, CIFAR-10)"
+    pub_ret = ctx.macro(("plastic", "published", "retention"), 100 * pub["retention"]["brain"], ".0f", source=pub_src)
+    pub_naive = ctx.macro(("plastic", "published", "naive"), 100 * pub["retention"]["naive_below"], ".0f", source=pub_src)
+    pub_active = ctx.macro(("plastic", "published", "active"), pub["active_fraction"], ".3f", source=pub_src)
+    pub_adapt = ctx.macro(("plastic", "published", "adapt"), pub["adaptation_steps_phase2"], "d", source=pub_src)
+    pub_spike = ctx.macro(("plastic", "published", "spike"), pub["context_spike"], ".1f", source=pub_src)
+
+    models = _present(ctx)
+    # ---- table 1: phase-1 accuracy through the curriculum, retention ------------------------
+    rows, frame = [], []
+    for variant, label in models:
+        rows.append([
+            label,
+            _cell(ctx, variant, "acc.phase1.after_phase1", "p1 after p1"),
+            _cell(ctx, variant, "acc.phase1.after_phase2", "p1 after p2"),
+            _cell(ctx, variant, "acc.phase1.after_storm", "p1 after storm"),
+            _cell(ctx, variant, "retention.after_storm", "retention storm"),
+            _cell(ctx, variant, "acc.phase2.after_storm", "p2 after storm"),
+            _cell(ctx, variant, "cl.acc", "cl acc"),
+        ])
+        frame.append({"model": variant, **{m: _val(ctx, variant, m) for m in (
+            "acc.phase1.after_phase1", "acc.phase1.after_phase2", "acc.phase1.after_storm", "retention.after_phase2",
+            "retention.after_storm", "acc.phase2.after_phase2", "acc.phase2.after_storm", "cl.acc", "cl.bwt", "cl.forgetting")}})
+    rows.append([r"\emph{Prototype, published}", "--", "--", f"$\\approx${pub_ret}\\%", "--", "--", "--"])
+    rows.append([r"\emph{Naive, published}", "--", "--", f"$<${pub_naive}\\%", "--", "--", "--"])
+    ctx.write_csv("plastic_retention", pd.DataFrame(frame))
+    ctx.write_table(
+        "plastic_retention",
+        latex_table(
+            ["Model", "after phase 1", "after phase 2", "after storm", "retention", "phase 2, final", "ACC"],
+            rows,
+            caption=(
+                "Accuracy on the held-out test images of the first class group (\\plasticGroupOne) after each "
+                "phase, its retention (after the storm divided by after phase 1), the final accuracy on the second "
+                "group (\\plasticGroupTwo), and ACC, the mean of the final accuracies on the three eval sets. Mean "
+                "$\\pm$ 95\\% CI over \\plasticSeeds{} seeds. The published rows are the prototype's CIFAR-10 claims, "
+                "which do not say whether retention is an accuracy or a ratio."
+            ),
+            label="tab:plastic-retention",
+            size=r"\footnotesize",
+        ),
+    )
+
+    # ---- table 2: the storm -----------------------------------------------------------------
+    rows, frame = [], []
+    for variant, label in models:
+        rows.append([
+            label,
+            _cell(ctx, variant, "acc.storm.after_storm", "storm test"),
+            _cell(ctx, variant, "acc.storm_train.after_storm", "storm train"),
+            _cell(ctx, variant, "storm_gap", "storm gap"),
+            _cell(ctx, variant, "sparsity", "active", ".4f"),
+            _cell(ctx, variant, "context_energy.spike", "spike", ".2f"),
+            _cell(ctx, variant, "core_drift.storm", "drift storm"),
+        ])
+        frame.append({"model": variant, **{m: _val(ctx, variant, m) for m in (
+            "acc.storm.after_storm", "acc.storm_train.after_storm", "storm_gap", "sparsity", "context_energy.storm",
+            "context_energy.spike", "core_drift.phase2", "core_drift.storm", "births.storm")}})
+    rows.append([r"\emph{Prototype, published}", "--", "--", "--", pub_active, f"{pub_spike}$\\times$", "none"])
+    ctx.write_csv("plastic_storm", pd.DataFrame(frame))
+    ctx.write_table(
+        "plastic_storm",
+        latex_table(
+            ["Model", "held-out", "trained-on", "gap", "active", "ctx.\\ spike", "core drift"],
+            rows,
+            caption=(
+                "The storm (colour-inverted images), after the storm phase. \\emph{Held-out}: accuracy on \\plasticStormTestN{} inverted "
+                "test images, our score. \\emph{Trained-on}: accuracy on the \\plasticStormTrainN{} inverted training "
+                "images the storm phase had just trained on, the prototype's way of scoring; \\emph{gap} is the "
+                "difference. Active: fraction of hidden units active per input (1 for the dense linear head). Context "
+                "spike (ctx.): mean context energy during the storm over its mean in the two phases before. Core drift: "
+                "$\\lVert W_{\\text{end}}-W_{\\text{start}}\\rVert/\\lVert W_{\\text{start}}\\rVert$ over the storm of "
+                "the core weights (triarchic), the mature encoder rows (plastic brain) or the weights (linear head)."
+            ),
+            label="tab:plastic-storm",
+            size=r"\footnotesize",
+        ),
+    )
+
+    # ---- table 3: adaptation speed ----------------------------------------------------------
+    rows, frame = [], []
+    for variant, label in models:
+        rows.append([label, *(_cell(ctx, variant, f"adapt_steps.{p}", f"adapt {p}", ".1f") for p in PHASES)])
+        frame.append({"model": variant, **{p: _val(ctx, variant, f"adapt_steps.{p}") for p in PHASES}})
+    rows.append([r"\emph{Prototype, published}", "--", f"$\\le${pub_adapt}", "--"])
+    ctx.write_csv("plastic_adaptation", pd.DataFrame(frame))
+    ctx.write_table(
+        "plastic_adaptation",
+        latex_table(
+            ["Model", "phase 1", "phase 2", "storm"],
+            rows,
+            caption=(
+                "Adaptation speed: training steps into each phase until the accuracy measured before each update "
+                "(trailing mean over 10 steps) reaches 80\\% of its level over the phase's last 10 steps (phases of "
+                "\\plasticStepsPhaseOne, \\plasticStepsPhaseTwo{} and \\plasticStepsStorm{} steps). Mean $\\pm$ 95\\% CI."
+            ),
+            label="tab:plastic-adaptation",
+            size=r"\footnotesize",
+        ),
+    )
+
+    # ---- numbers the text quotes (means; their CIs are in the tables) ---------------------------
+    for variant, _ in models:
+        if variant != "memory-only":
+            _mean(ctx, variant, "retention.after_phase2", "retention p2")
+        if variant != "naive-linear":
+            _mean(ctx, variant, "acc.phase2.after_phase2", "p2 after p2")
+    if any(v == "triarchic" for v, _ in models):
+        _mean(ctx, "triarchic", "acc.phase1@core.after_phase2", "p1 core after p2")
+        _mean(ctx, "triarchic", "acc.phase1@core.after_storm", "p1 core after storm")
+        _mean(ctx, "triarchic", "births.storm", "births storm", ".1f")
+    if any(v == "plastic-brain" for v, _ in models):
+        _mean(ctx, "plastic-brain", "births.storm", "births storm", ".0f")
+    variants = {v for v, _ in models}
+    if {"plastic-brain", "memory-only"} <= variants:
+        for metric, name in (("retention.after_storm", "retention"), ("cl.acc", "acc"), ("acc.storm.after_storm", "storm")):
+            ctx.macro(("plastic", "blocks", "cmp", name), _compare(ctx, "plastic-brain", "memory-only", metric),
+                      source=f"{ctx.profile}: plastic-brain vs memory-only {metric}, 95% CIs")
+        helps = _compare(ctx, "plastic-brain", "memory-only", "retention.after_storm") == "higher than"
+        ctx.macro(("plastic", "blocks", "verdict"),
+                  "the locally learning blocks add to it in these runs" if helps
+                  else "the locally learning blocks do not add to it in these runs",
+                  source=f"{ctx.profile}: plastic-brain vs memory-only retention.after_storm, 95% CIs")
+    if "naive-linear" in variants:
+        below = _val(ctx, "naive-linear", "acc.phase1.after_storm") < pub["retention"]["naive_below"]
+        ctx.macro(("plastic", "naive", "verdict"), "in line with" if below else "unlike",
+                  source=f"{ctx.profile}: naive-linear acc.phase1.after_storm vs published naive bound")
+    if "triarchic" in variants:
+        core = _val(ctx, "triarchic", "acc.phase1@core.after_phase2")
+        both = _val(ctx, "triarchic", "acc.phase1.after_phase2")
+        ctx.macro(("plastic", "context", "verdict"),
+                  "the fast context, tuned to the latest batches, overrides the protected core at test time"
+                  if core > both else "reading the core alone does not recover more of the first group",
+                  source=f"{ctx.profile}: triarchic phase-1 accuracy after phase 2, core alone vs core + context")
+
+
+def _eval_frame(ctx: ReportContext) -> pd.DataFrame:
+    rows = []
+    for variant, label in _present(ctx):
+        for rec in ctx.records_for(STUDY, variant):
+            for e in rec["info"]["evals"]:
+                if e["set"] in PHASES:
+                    rows.append({"model": label, "seed": rec["seed"], "step": e["step"], "set": e["set"], "accuracy": e["accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def figures(ctx: ReportContext) -> None:
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from circadian_vision.plastic.plots import shade_phases
+
+    models = _present(ctx)
+    s = _setting(ctx)
+    titles = {"phase1": f"1: {s['groups'][0]}", "phase2": f"2: {s['groups'][1]}", "storm": "storm"}
+    phases = [{**p, "name": titles.get(p["name"], p["name"])} for p in ctx.records_for(STUDY)[0]["info"]["phases"]]
+    palette = dict(zip([label for _, label in models], sns.color_palette("colorblind", len(models))))
+    names = {"phase1": f"{s['groups'][0]} (clean)", "phase2": f"{s['groups'][1]} (clean)", "storm": "inverted (storm)"}
+
+    # phase plot: held-out accuracy of each eval set over training, one panel per model
+    frame = _eval_frame(ctx)
+    frame["eval set"] = frame["set"].map(names)
+    ncols = min(2, len(models))
+    nrows = -(-len(models) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5, 2.9 * nrows), sharex=True, sharey=True, squeeze=False)
+    flat = axes.flatten()
+    for ax in flat[len(models):]:
+        ax.set_visible(False)
+    for i, (ax, (_, label)) in enumerate(zip(flat, models)):
+        sub = frame[frame["model"] == label]
+        sns.lineplot(data=sub, x="step", y="accuracy", hue="eval set", hue_order=list(names.values()), ax=ax,
+                     errorbar=("ci", 95), marker="o", markersize=3, legend=i == len(models) - 1)
+        shade_phases(ax, phases)
+        ax.set_title(label, fontsize=9, pad=14)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("held-out accuracy")
+    last = flat[len(models) - 1]
+    if last.get_legend() is not None:
+        sns.move_legend(last, "center right", fontsize=7, title=None, frameon=True)
+    fig.tight_layout()
+    ctx.save_figure(fig, "plastic_phases")
+
+    # dynamics: prequential accuracy of every model, and the triarchic context energy
+    rows = []
+    for variant, label in models:
+        for rec in ctx.records_for(STUDY, variant):
+            acc = np.asarray(rec["history"]["acc_before"], dtype=float)
+            w = 10
+            smooth = np.convolve(acc, np.ones(w) / w, mode="full")[: len(acc)] / (np.minimum(np.arange(1, len(acc) + 1), w) / w)
+            energy = rec["history"].get("context_energy") or [None] * len(acc)
+            for step, a, e in zip(rec["history"]["step"], smooth, energy):
+                rows.append({"model": label, "seed": rec["seed"], "step": step, "acc": a, "energy": e})
+    dyn = pd.DataFrame(rows)
+    has_energy = dyn["energy"].notna().any()
+    fig, axes = plt.subplots(1, 2 if has_energy else 1, figsize=(9 if has_energy else 5, 2.9), squeeze=False)
+    ax = axes[0][0]
+    sns.lineplot(data=dyn, x="step", y="acc", hue="model", palette=palette, ax=ax, errorbar=None)
+    shade_phases(ax, phases)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("accuracy before update\n(trailing mean, 10 steps)")
+    ax.legend(fontsize=7, loc="lower left")
+    if has_energy:
+        ax = axes[0][1]
+        sub = dyn[dyn["energy"].notna()].astype({"energy": float})
+        sns.lineplot(data=sub, x="step", y="energy", hue="model", palette=palette, ax=ax, errorbar=("ci", 95), legend=False)
+        shade_phases(ax, phases)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("context energy $\\|W_{ctx}\\|$")
+    fig.tight_layout()
+    ctx.save_figure(fig, "plastic_dynamics")
