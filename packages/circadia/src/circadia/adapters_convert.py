@@ -129,9 +129,7 @@ def peft_to_mlx(
         rank = a.shape[0]
         expected = rank_pattern.get(_pattern_key(rank_pattern, module), default_rank)
         if rank != expected:
-            raise ValueError(
-                f"{src}: module {module} has LoRA rank {rank} but the config says {expected}"
-            )
+            raise ValueError(f"{src}: module {module} has LoRA rank {rank} but the config says {expected}")
         ratio = scaling(module, rank) / scale
         a_mlx = a.t()  # (in, r)
         b_mlx = (b.float() * ratio).to(b.dtype).t() if ratio != 1.0 else b.t()  # (r, out)
@@ -210,8 +208,9 @@ def mlx_to_peft(
         out[f"base_model.model.{module}.lora_B.weight"] = ab["b"].t().contiguous()  # (out, r)
 
     layer_idx, keys = _layers_and_keys(pairs)
-    product = {f"{prefix}.{i}.{k}" for prefix in _layer_prefixes(pairs) for i in layer_idx for k in keys}
-    if layer_idx and len(_layer_prefixes(pairs)) == 1 and product == set(pairs):
+    prefixes = _layer_prefixes(pairs)
+    product = {f"{prefix}.{i}.{k}" for prefix in prefixes for i in layer_idx for k in keys}
+    if layer_idx and len(prefixes) == 1 and product == set(pairs):
         target_modules: list[str] = sorted(keys)
         layers_to_transform: list[int] | None = sorted(layer_idx)
     else:  # an irregular set of modules: name each one (peft matches a full module name exactly)
@@ -284,7 +283,9 @@ def _check_pairs(pairs: dict[str, dict[str, torch.Tensor]], where: Path, a: str,
         raise ValueError(f"{where} holds no LoRA tensors")
     for module, ab in pairs.items():
         if set(ab) != {a, b}:
-            raise ValueError(f"{where}: module {module} has {sorted(ab)} but needs both lora_{a} and lora_{b}")
+            raise ValueError(
+                f"{where}: module {module} has {sorted(ab)} but needs both lora_{a} and lora_{b}"
+            )
 
 
 def _pattern_key(patterns: dict, module: str) -> str:
@@ -358,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m circadia.adapters_convert",
         description="Convert a LoRA adapter folder between peft and mlx-lm formats (direction detected).",
     )
-    parser.add_argument("src", help="adapter folder (peft: adapter_model.safetensors; mlx-lm: adapters.safetensors)")
+    parser.add_argument(
+        "src", help="adapter folder (peft: adapter_model.safetensors; mlx-lm: adapters.safetensors)"
+    )
     parser.add_argument("dst", help="new folder for the converted adapter")
     parser.add_argument("--num-hidden-layers", type=int, default=None, help="base model blocks (peft -> mlx)")
     parser.add_argument("--base-model", default=None, help="base_model_name_or_path to record (mlx -> peft)")

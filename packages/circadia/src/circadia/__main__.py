@@ -1,0 +1,5 @@
+import sys
+
+from circadia.cli import main
+
+sys.exit(main())
