@@ -16,6 +16,8 @@ for _art in PROFILE.artifacts.values():
             # the loop variable _art names the LAST artifact
             name=_art.name,
         threads: resources(_art.resources)["threads"]
+        # artifacts first: the converted LLM and its base scores gate the longest cells (circadia)
+        priority: 50
         resources:
             gpu=resources(_art.resources)["gpu"],
             mem_mb=resources(_art.resources)["mem_mb"],
