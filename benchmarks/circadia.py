@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from circadia.models import resolve_model
     from circadian_core.device import pick_device
-    from circadian_core.record import host_info, write_json_atomic
+    from circadian_core.record import benchmark_header, write_json_atomic
 
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     args.device = pick_device(args.device)
@@ -177,19 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"train": train_speed(args, model_dir)}
     if not args.skip_night:
         result["night"] = one_night(args, model_dir)
+    command = "python benchmarks/circadia.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = {
-        "benchmark": "circadia",
-        "command": "python benchmarks/circadia.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        **benchmark_header("circadia", command, args.device, load_before=load_before, started=t0),
         "model": str(model_dir),
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1m_before": load_before,
-        "load_average_1m_after": os.getloadavg()[0],
-        "host": host_info(),
-        "torch": torch.__version__,
-        "total_s": time.perf_counter() - t0,
         **result,
     }
     path = write_json_atomic(args.out, out)

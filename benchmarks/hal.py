@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -56,16 +55,6 @@ def _synthetic(cfg, seed: int):
             ys.append(torch.randint(0, k, (size,), generator=g) + offset)
         offset += k
     return seq
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _sync(dev: torch.device) -> None:
@@ -185,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from circadian_core.device import pick_device
-    from circadian_core.record import host_info, write_json_atomic
+    from circadian_core.record import benchmark_header, write_json_atomic
 
     args.device = pick_device(args.device)
     if args.threads:
@@ -193,18 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]  # other processes disturb CPU timings: say how busy the machine was
     t0 = time.perf_counter()
     result = speed(args) if args.suite == "speed" else sequence_suite(args)
+    command = "python benchmarks/hal.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = {
-        "benchmark": f"hal/{args.suite}",
-        "command": "python benchmarks/hal.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else _cpu_name(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1m_before": load_before,
-        "load_average_1m_after": os.getloadavg()[0],
-        "host": host_info(),
-        "torch": torch.__version__,
-        "total_s": time.perf_counter() - t0,
+        **benchmark_header(f"hal/{args.suite}", command, args.device, load_before=load_before, started=t0),
         **result,
     }
     path = write_json_atomic(args.out, out)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from circadian_core.device import pick_device
-    from circadian_core.record import host_info, write_json_atomic
+    from circadian_core.record import benchmark_header, write_json_atomic
 
     args.device = pick_device(args.device)
     if args.threads:
@@ -255,18 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]  # other processes on the machine disturb CPU timings: say so
     t0 = time.perf_counter()
     result = speed(args) if args.suite == "speed" else paper_suite(args)
+    command = "python benchmarks/heads.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = {
-        "benchmark": f"heads/{args.suite}",
-        "command": "python benchmarks/heads.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1m_before": load_before,
-        "load_average_1m_after": os.getloadavg()[0],
-        "host": host_info(),
-        "torch": torch.__version__,
-        "total_s": time.perf_counter() - t0,
+        **benchmark_header(f"heads/{args.suite}", command, args.device, load_before=load_before, started=t0),
         **result,
     }
     path = write_json_atomic(args.out, out)

@@ -71,3 +71,17 @@ def test_resolve_entry_errors():
         resolve_entry("math.sqrt")
     with pytest.raises(ModuleNotFoundError, match="install the package"):
         resolve_entry("no_such_pkg_xyz:run")
+
+
+def test_benchmark_header_names_the_run_the_machine_and_the_time():
+    import os
+    import time
+
+    from circadian_core.record import benchmark_header, cpu_name
+
+    started = time.perf_counter() - 2.0
+    head = benchmark_header("x/speed", "python benchmarks/x.py --fast", "cpu", load_before=0.5, started=started)
+    assert head["benchmark"] == "x/speed" and head["command"].endswith("--fast") and head["device"] == "cpu"
+    assert head["device_name"] == cpu_name() and head["device_name"]
+    assert head["cpu_count"] == os.cpu_count() and head["load_average_1m_before"] == 0.5
+    assert head["total_s"] >= 2.0

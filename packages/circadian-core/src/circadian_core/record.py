@@ -12,6 +12,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,42 @@ def host_info() -> dict[str, str]:
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def benchmark_header(
+    benchmark: str, command: str, device: str, *, load_before: float, started: float
+) -> dict[str, Any]:
+    """The fields every benchmark JSON starts with: what ran, where, how busy the machine was, how long.
+
+    ``load_before`` is ``os.getloadavg()[0]`` and ``started`` a ``time.perf_counter()`` reading, both
+    taken before the timed work; other processes on the machine disturb CPU timings, so say so.
+    """
+    torch = sys.modules.get("torch")
+    on_cuda = torch is not None and device.startswith("cuda")
+    return {
+        "benchmark": benchmark,
+        "command": command,
+        "device": device,
+        "device_name": torch.cuda.get_device_name() if on_cuda else cpu_name(),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "cpu_count": os.cpu_count(),
+        "load_average_1m_before": load_before,
+        "load_average_1m_after": os.getloadavg()[0],
+        "host": host_info(),
+        "torch": torch.__version__ if torch is not None else None,
+        "total_s": time.perf_counter() - started,
+    }
 
 
 def now_iso() -> str:
