@@ -5,14 +5,7 @@ import torch
 
 from circadian_vision.plastic import EpisodicMemoryBank
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and avoids OpenMP contention on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_memory_returns_the_stored_label_for_a_stored_key():
