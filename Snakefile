@@ -13,6 +13,7 @@ include: "pipelines/rules/common.smk"
 rule all:
     input:
         "paper/build/main.pdf",
+        f"{RESULTS}/targets.json",
 
 
 include: "pipelines/rules/artifacts.smk"

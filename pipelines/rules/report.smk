@@ -35,3 +35,18 @@ rule figures:
         f"{RESULTS}/logs/figures.log",
     shell:
         f"{PY} -m pipelines.scripts.figures --profile {PROFILE.name} > {{log}} 2>&1"
+
+
+rule targets:
+    input:
+        PROFILE.tables,
+        "pipelines/targets.yaml",
+        "pipelines/scripts/check_targets.py",
+    output:
+        f"{RESULTS}/targets.json",
+    conda:
+        CONDA_ENV
+    log:
+        f"{RESULTS}/logs/targets.log",
+    shell:
+        f"{PY} -m pipelines.scripts.check_targets --profile {PROFILE.name} > {{log}} 2>&1"

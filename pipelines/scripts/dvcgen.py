@@ -103,6 +103,11 @@ def build(profile: Profile) -> dict[str, Any]:
             "paper/generated/sections.tex",
         ],
     }
+    stages["targets"] = {
+        "cmd": f"{py} -m pipelines.scripts.check_targets --profile {profile.name}",
+        "deps": ["pipelines/scripts/check_targets.py", "pipelines/targets.yaml", profile.tables],
+        "outs": [{f"{profile.results}/targets.json": {"cache": False}}],
+    }
     stages["figures"] = {
         "cmd": f"{py} -m pipelines.scripts.figures --profile {profile.name}",
         "deps": ["pipelines/scripts/figures.py", *report_deps],

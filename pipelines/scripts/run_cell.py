@@ -11,7 +11,7 @@ from pathlib import Path
 
 from circadian_core.config import ConfigError
 from circadian_core.runner import run_cell
-from pipelines.dag import limit_threads, load_profile
+from pipelines.dag import load_profile, resources
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         study = profile.studies[args.study]
         config = study.config(args.variant)
-        limit_threads(study.resources)
         if args.seed not in study.seeds:
             print(f"note: seed {args.seed} is not in {args.study}'s seeds {list(study.seeds)}", file=sys.stderr)
         out = Path(args.out or profile.run_path(args.study, args.variant, args.seed))
@@ -48,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device or profile.device,
             workdir=workdir,
             artifacts=artifacts,
+            threads=resources(study.resources)["threads"],
         )
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ def _study(config, *, seed, device, workdir, artifacts):
     return StudyResult(
         metrics={"score": float(rng.random()), "bad": math.nan},
         history={"loss": [1.0, 0.5]},
-        info={"timings": {"train_s": 0.25}, "matrix": np.eye(2)},
+        info={"matrix": np.eye(2)},
+        timings={"train_s": 0.25},
     )
 
 
@@ -85,3 +88,42 @@ def test_benchmark_header_names_the_run_the_machine_and_the_time():
     assert head["device_name"] == cpu_name() and head["device_name"]
     assert head["cpu_count"] == os.cpu_count() and head["load_average_1m_before"] == 0.5
     assert head["total_s"] >= 2.0
+
+
+def test_records_get_the_usual_mode_and_private_files_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        plain = write_json_atomic(tmp_path / "plain.json", {"a": 1})
+        private = write_json_atomic(tmp_path / "private.json", {"a": 1}, private=True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o644
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_timings_never_enter_metrics(tmp_path):
+    out = tmp_path / "r.json"
+    run_cell(_study, {}, study="s", variant="v", seed=1, out=out, device="cpu")
+    rec = read_record(out)
+    assert set(rec["metrics"]) == {"score", "bad"}
+    assert "timings" not in rec["info"] and rec["timings"]["train_s"] == 0.25
+
+
+def test_set_threads_caps_env_and_torch(monkeypatch):
+    from circadian_core.runner import set_threads
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    set_threads(None)
+    assert "OMP_NUM_THREADS" not in os.environ
+    set_threads(1)
+    assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["OPENBLAS_NUM_THREADS"] == "1"
+
+
+def test_require_artifact_names_the_fix(tmp_path):
+    from circadian_core.config import ConfigError
+    from circadian_core.runner import require_artifact
+
+    assert require_artifact({"a": tmp_path}, "a", study="s", key="features") == tmp_path
+    with pytest.raises(ConfigError, match="add 'b' to the study's `needs`"):
+        require_artifact({"a": tmp_path}, "b", study="s", key="features")

@@ -158,9 +158,8 @@ def run(config: dict, *, seed: int, device: str, workdir: Path | None, artifacts
         "base_eval_artifact": base_eval is not None,
         "records": [{k: r.get(k) for k in ("night", "status", "rollback_reasons", "router", "dreams", "mix", "pre", "post", "recall", "timings", "memories")}
                     for r in records],
-        "timings": {"nights": t_nights, "final_eval": t_final},
     }
-    return StudyResult(metrics=metrics, history=history, info=info)
+    return StudyResult(metrics=metrics, history=history, info=info, timings={"nights": t_nights, "final_eval": t_final})
 
 
 def _night_row(r: dict[str, Any]) -> dict[str, Any]:

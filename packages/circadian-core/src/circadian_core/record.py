@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: contract_version and timings outside metrics
+PRIVATE_MODE = 0o600
 
 DEFAULT_PACKAGES = (
     "circadian-core",
@@ -44,9 +45,10 @@ class StudyResult:
     other JSON-ready detail (accuracy matrices, neighbour lists, notes).
     """
 
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     history: dict[str, list[Any]] | list[dict[str, Any]] = dataclasses.field(default_factory=dict)
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds; never in metrics
 
 
 @dataclasses.dataclass
@@ -66,6 +68,7 @@ class RunRecord:
     git_sha: str | None
     host: dict[str, str]
     created: str
+    contract_version: int | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -73,7 +76,7 @@ class RunRecord:
 
 
 def _jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays and non-finite floats to strict JSON values (NaN -> null)."""
+    """Convert numpy scalars/arrays, paths, dataclasses and non-finite floats to strict JSON (NaN -> null)."""
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -86,17 +89,36 @@ def _jsonable(obj: Any) -> Any:
         return None
     if isinstance(obj, Path):
         return str(obj)
+    if hasattr(obj, "to_json"):
+        return _jsonable(obj.to_json())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
     return obj
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (temp file in the same folder, then rename)."""
+def _default_mode() -> int:
+    """0666 under the process umask: what ``open(path, "w")`` would create."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_json_atomic(
+    path: str | os.PathLike[str], obj: Any, *, private: bool = False, indent: int = 1, sort_keys: bool = False
+) -> Path:
+    """Write ``obj`` as strict JSON to ``path`` atomically: a fsynced temporary sibling, then a rename.
+
+    A crash leaves either the old file or the new one, never a torn one, and no temporary file.
+    NaN and infinities become null; numpy values, paths and dataclasses are converted. The file
+    is created with the usual mode (0644 under a 022 umask), or 0600 when ``private`` (chat text).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, PRIVATE_MODE if private else _default_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_jsonable(obj), fh, indent=1, sort_keys=False, allow_nan=False)
+            json.dump(_jsonable(obj), fh, indent=indent, sort_keys=sort_keys, allow_nan=False, ensure_ascii=False)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -98,5 +98,4 @@ def run(
     metrics["wake_images_per_s"] = wake_images / wake_s if wake_s else float("nan")
     n_merges = sum(info["scenarios"][sc]["sleeps"] for sc in cfg.scenarios) if cfg.uses_lora and cfg.sleep.nrem else 0
     metrics["merge_ms"] = 1000 * merge_s / n_merges if n_merges else float("nan")
-    info["timings"] = timings
-    return StudyResult(metrics=metrics, history=history, info=info)
+    return StudyResult(metrics=metrics, history=history, info=info, timings=timings)

@@ -150,7 +150,6 @@ def run(
         "task": {**dataclasses.asdict(task_cfg), **task.info},
         "accuracy_matrix": [[a_pre, b_pre], [a_post, b_post]],
         "events": list(net.events),
-        "timings": {"train_s": t_a + t_b, "train_a_s": t_a, "train_b_s": t_b,
-                    "sleep_s": float(net.stats().get("sleep_s", 0.0))},
     }
-    return StudyResult(metrics=metrics, history=history, info=info)
+    timings = {"train_s": t_a + t_b, "train_a_s": t_a, "train_b_s": t_b, "sleep_s": float(net.stats().get("sleep_s", 0.0))}
+    return StudyResult(metrics=metrics, history=history, info=info, timings=timings)

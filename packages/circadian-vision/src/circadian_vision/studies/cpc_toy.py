@@ -62,6 +62,6 @@ def run(
         **counters(net),
         "params": float(net.param_count()),
     }
-    info = {"task": {**dataclasses.asdict(cfg.task), "split": data.sizes()}, "events": list(net.events),
-            "timings": {"train_s": train_s, "sleep_s": float(net.stats().get("sleep_s", 0.0))}}
-    return StudyResult(metrics=metrics, history=history, info=info)
+    info = {"task": {**dataclasses.asdict(cfg.task), "split": data.sizes()}, "events": list(net.events)}
+    timings = {"train_s": train_s, "sleep_s": float(net.stats().get("sleep_s", 0.0))}
+    return StudyResult(metrics=metrics, history=history, info=info, timings=timings)

@@ -393,6 +393,6 @@ def run(
             "group_names": list(cfg.data.group_names),
             "eyes": bank.eyes,
             "feature_dim": bank.feature_dim,
-            "timings": {"features_s": features_s, "train_s": train_s},
         },
+        timings={"features_s": features_s, "train_s": train_s},
     )
