@@ -53,3 +53,20 @@ def test_number_format_and_table():
     assert fmt_number(-0.25, ".2f") == "-0.25"
     tex = latex_table(["a", "b"], [["x", "\\y"]], caption="c", label="tab:t")
     assert "\\toprule" in tex and "x & \\y \\\\" in tex and "\\label{tab:t}" in tex
+
+
+def test_report_context_paired_difference_and_macros(tmp_path):
+    import pandas as pd
+
+    from pipelines.reports.context import Macros, ReportContext
+
+    runs = pd.DataFrame([{"study": "s", "variant": v, "seed": i, "metric": "m", "value": x}
+                         for i in range(4) for v, x in (("a", 0.9 + 0.01 * i), ("b", 0.8))])
+    ctx = ReportContext("mini", runs, pd.DataFrame(columns=["study", "variant", "metric"]), [], Macros(),
+                        tmp_path / "t", tmp_path / "c")
+    d = ctx.paired("s", "a", "b", "m")
+    assert d.n == 4 and d.verdict() == "above"
+    text = ctx.paired_pm(("x",), d, source="mini:s/a-b/m")
+    assert "paired t-test" in text and ctx.macros.values["xDiff"] == "+0.115"
+    assert ctx.macros.values["xN"] == "4"
+    assert math.isnan(ctx.val("s", "zzz", "m"))

@@ -11,6 +11,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from circadian_core.contract import Contract, TypedRecord
+from circadian_core.stats import PairedDifference, paired_difference
+
 PUBLISHED = Path(__file__).with_name("published.yaml")
 _DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
@@ -131,6 +134,40 @@ class ReportContext:
             for r in self.records
             if r["study"] == study and (variant is None or r["variant"] == variant)
         ]
+
+    def val(self, study: str, variant: str, metric: str, what: str = "mean") -> float:
+        """Like :meth:`stat`, but NaN where the cell or metric does not exist (a table's empty cell)."""
+        try:
+            return self.stat(study, variant, metric, what)
+        except KeyError:
+            return float("nan")
+
+    def parsed(self, contract: Contract[Any, Any], study: str, variant: str | None = None) -> list[TypedRecord[Any, Any]]:
+        """The records of ``study`` (one ``variant``, or all) read through the study's contract (typed)."""
+        return [contract.parse(r, where=f"{self.profile}:{study}/{r['variant']}/seed{r['seed']}")
+                for r in self.records_for(study, variant)]
+
+    def by_seed(self, study: str, variant: str, metric: str) -> dict[int, float]:
+        """{seed: value} of one metric of one cell (for paired comparisons)."""
+        r = self.runs
+        rows = r[(r["study"] == study) & (r["variant"] == variant) & (r["metric"] == metric)]
+        return {int(s): float(v) for s, v in zip(rows["seed"], rows["value"])}
+
+    def paired(self, study: str, a: str, b: str, metric: str, *, study_b: str | None = None) -> PairedDifference:
+        """``a - b`` on ``metric`` paired by seed (same seed = same data order), with its paired t-test."""
+        return paired_difference(self.by_seed(study, a, metric), self.by_seed(study_b or study, b, metric))
+
+    def paired_pm(self, prefix: tuple[str, ...], d: PairedDifference, fmt: str = ".3f", source: str = "") -> str:
+        """Macros ``<prefix> diff / ci / p`` of a paired difference; returns LaTeX
+        ``+0.012 [95% CI -0.003, 0.027], paired t-test p = 0.10 (n = 7)``."""
+        m = self.macro((*prefix, "diff"), d.mean, "+" + fmt.lstrip("+"), source=f"{source} paired mean difference")
+        if d.n < 2:
+            return f"{m} (n = {d.n})"
+        lo = self.macro((*prefix, "low"), d.low, fmt, source=f"{source} 95% CI low")
+        hi = self.macro((*prefix, "high"), d.high, fmt, source=f"{source} 95% CI high")
+        pv = self.macro((*prefix, "p"), d.p_value, ".2g" if d.p_value < 0.01 else ".2f", source=f"{source} {d.test} p")
+        n = self.macro((*prefix, "n"), d.n, "d", source=f"{source} pairs")
+        return rf"{m} [95\% CI {lo}, {hi}], {d.test} $p = {pv}$ ($n = {n}$)"
 
     def has(self, study: str) -> bool:
         return bool((self.summary["study"] == study).any()) if not self.summary.empty else False
