@@ -43,3 +43,41 @@ def test_deep_merge_does_not_touch_inputs():
     merged = deep_merge(base, over)
     assert merged == {"a": {"b": 5, "c": 2}, "d": [1]}
     assert base == {"a": {"b": 1, "c": 2}, "d": [1]}
+
+
+def test_floats_are_checked_and_numeric_text_names_the_yaml_fix():
+    import dataclasses
+
+    from circadian_core.config import ConfigError, from_dict
+
+    @dataclasses.dataclass
+    class C:
+        lr: float = 0.1
+
+    with pytest.raises(ConfigError, match="C.lr: expected a number, got 'fast'"):
+        from_dict(C, {"lr": "fast"}, where="C")
+    with pytest.raises(ConfigError, match=r"write it with a decimal point, e.g. 2e-05"):
+        from_dict(C, {"lr": "2e-5"}, where="C")
+    with pytest.raises(ConfigError, match="expected a number"):
+        from_dict(C, {"lr": True}, where="C")
+
+
+def test_bounded_fields_are_range_checked():
+    import dataclasses
+
+    from circadian_core.config import ConfigError, bounded, from_dict
+
+    @dataclasses.dataclass
+    class C:
+        fraction: float = bounded(0.2, low=0.0, high=1.0)
+        steps: int = bounded(1, low=1)
+        opt: float | None = bounded(None, low=0.0)
+
+    assert from_dict(C, {"fraction": 1, "steps": 3}).fraction == 1.0
+    assert from_dict(C, {}).opt is None
+    with pytest.raises(ConfigError, match=r"C.fraction: 1.5 is out of range; it must be <= 1.0"):
+        from_dict(C, {"fraction": 1.5}, where="C")
+    with pytest.raises(ConfigError, match=r"C.steps: 0 is out of range; it must be >= 1"):
+        from_dict(C, {"steps": 0}, where="C")
+    with pytest.raises(ConfigError, match="NaN"):
+        from_dict(C, {"fraction": float("nan")}, where="C")

@@ -33,6 +33,37 @@ def _suggest(key: str, valid: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def bounded(default: Any = dataclasses.MISSING, *, low: float | None = None, high: float | None = None,
+            default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field whose value must lie in ``[low, high]`` (checked by :func:`from_dict`).
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class C:
+    ...     fraction: float = bounded(0.2, low=0.0, high=1.0)
+    >>> from_dict(C, {"fraction": 1.5})
+    Traceback (most recent call last):
+    ...
+    circadian_core.config.ConfigError: config.fraction: 1.5 is out of range; it must be <= 1.0
+    """
+    meta = {"low": low, "high": high}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _check_range(value: Any, meta: Mapping[str, Any], where: str) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high = meta.get("low"), meta.get("high")
+    if value != value:  # NaN
+        raise ConfigError(f"{where}: NaN is not a valid value")
+    if low is not None and value < low:
+        raise ConfigError(f"{where}: {value!r} is out of range; it must be >= {low}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where}: {value!r} is out of range; it must be <= {high}")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
@@ -51,6 +82,15 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {value!r} does not match {hint}")
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float:
+        extra = ""
+        if isinstance(value, str):
+            try:
+                float(value)
+                extra = f" (YAML reads {value} as text: write it with a decimal point, e.g. {float(value)!r})"
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}{extra}")
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"{where}: expected an int, got {value!r}")
     if hint in (int, str, bool) and not isinstance(value, hint):
@@ -89,6 +129,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "con
         )
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(v, hints.get(k, Any), f"{where}.{k}") for k, v in data.items()}
+    for k, v in kwargs.items():
+        if fields[k].metadata:
+            _check_range(v, fields[k].metadata, f"{where}.{k}")
     missing = [
         name
         for name, f in fields.items()
