@@ -119,6 +119,36 @@ class Profile:
     def figures(self) -> str:
         return f"{self.results}/figures"
 
+    @property
+    def generated(self) -> str:
+        """What the paper \\input{}s for this profile (macros, sections, tables, figures)."""
+        return f"paper/generated/{self.name}"
+
+    @property
+    def generated_tables(self) -> str:
+        return f"{self.generated}/tables"
+
+    @property
+    def generated_figures(self) -> str:
+        return f"{self.generated}/figures"
+
+    @property
+    def macros_tex(self) -> str:
+        return f"{self.generated}/macros.tex"
+
+    @property
+    def sections_tex(self) -> str:
+        return f"{self.generated}/sections.tex"
+
+    @property
+    def build_dir(self) -> str:
+        """latexmk's output folder for this profile: one PDF per profile, none overwrites another."""
+        return f"paper/build/{self.name}"
+
+    @property
+    def pdf(self) -> str:
+        return f"{self.build_dir}/main.pdf"
+
 
 @cache
 def _raw(path: str) -> dict[str, Any]:

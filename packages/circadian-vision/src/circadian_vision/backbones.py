@@ -324,7 +324,9 @@ def save_backbone(backbone: Backbone, path: str | Path, **meta: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in backbone.net.state_dict().items()}
-    torch.save(
+    from circadian_core.artifacts import save_torch  # bytes independent of the (temporary) file name
+
+    save_torch(
         {
             "format": FORMAT,
             "arch": backbone.name,

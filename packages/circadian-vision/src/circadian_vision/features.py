@@ -160,9 +160,9 @@ def save_features(fs: FeatureSet, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": FORMAT, **dataclasses.asdict(fs)}
-    tmp = path.with_name(f".{path.name}.part")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    from circadian_core.artifacts import save_torch  # bytes independent of the (temporary) file name
+
+    save_torch(blob, path)
     return path
 
 

@@ -153,7 +153,9 @@ def compute_features(data: ArrayDataset, eyes: Any, batch_size: int = 256) -> Fe
         classes=list(data.classes),
         eyes=eyes.identity(),
     )
-    bank.info = {"features_s": time.perf_counter() - t0, "n_train": len(bank.y_train), "n_test": len(bank.y_test)}
+    # no timing in the bank: it is saved as an artifact whose bytes must not vary between builds
+    bank.info = {"n_train": len(bank.y_train), "n_test": len(bank.y_test)}
+    print(f"plastic features: {time.perf_counter() - t0:.1f}s")
     return bank
 
 
@@ -185,8 +187,10 @@ def build_features(config: dict[str, Any], *, out: Path, device: str = "cpu", ar
     data = load_images(DataConfig(dataset=cfg.dataset))
     bank = compute_features(data, make_eyes(cfg.eyes, artifacts, device), cfg.eyes.batch_size)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FEATURES_FORMAT, "dataset": cfg.dataset, **dataclasses.asdict(bank)}, out)
-    print(f"plastic features: train {tuple(bank.x_train.shape)}, test {tuple(bank.x_test.shape)} ({bank.info['features_s']:.1f}s)")
+    from circadian_core.artifacts import save_torch  # bytes independent of the (temporary) file name
+
+    save_torch({"format": FEATURES_FORMAT, "dataset": cfg.dataset, **dataclasses.asdict(bank)}, out)
+    print(f"plastic features: train {tuple(bank.x_train.shape)}, test {tuple(bank.x_test.shape)}")
 
 
 def load_feature_bank(path: Path, dataset: dict[str, Any]) -> FeatureBank:
