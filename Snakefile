@@ -2,9 +2,13 @@
 #   snakemake --cores all                       everything for params.yaml's profile (the paper PDF)
 #   snakemake --cores 1 results/mini/runs/cpc_shift/strength-pc/seed3.json   one cell
 #   snakemake --profile pipelines/profiles/slurm   the same DAG on a SLURM cluster
+#   snakemake --report report.html              tables, figures, metrics and the PDF of the last run
 # Pick another profile with `--config profile=paper` or CIRCADIAN_PROFILE=paper.
 
 configfile: "params.yaml"
+
+
+report: "pipelines/report/workflow.rst"
 
 
 include: "pipelines/rules/common.smk"
@@ -12,11 +16,14 @@ include: "pipelines/rules/common.smk"
 
 rule all:
     input:
-        "paper/build/main.pdf",
+        PROFILE.pdf,
         f"{RESULTS}/targets.json",
+        config_dir(PROFILE),
+        [metrics_path(PROFILE, s) for s in PROFILE.studies],
 
 
 include: "pipelines/rules/artifacts.smk"
 include: "pipelines/rules/runs.smk"
 include: "pipelines/rules/report.smk"
 include: "pipelines/rules/paper.smk"
+include: "pipelines/rules/dvc.smk"

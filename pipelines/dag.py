@@ -209,6 +209,7 @@ def load_profile(name: str | None = None, path: str | Path | None = None) -> Pro
     for p in profile_chain(name, path):
         block = {k: v for k, v in _raw(path)["profiles"][p].items() if k != "inherits"}
         merged = deep_merge(merged, block)
+    merged = resolve_extends(merged, f"profiles.{name}")
     studies = {}
     for sname, s in (merged.get("studies") or {}).items():
         if s.get("enabled", True) is False:
@@ -252,6 +253,54 @@ def load_profile(name: str | None = None, path: str | Path | None = None) -> Pro
             used.add(n)
             todo.extend(artifacts[n].needs)
     return dataclasses.replace(profile, artifacts={n: a for n, a in artifacts.items() if n in used})
+
+
+EXTENDS = "extends"
+
+
+def resolve_extends(tree: dict[str, Any], where: str = "profile") -> dict[str, Any]:
+    """Every mapping of ``tree`` holding ``extends: <dotted path>`` becomes the mapping at that path
+    of ``tree`` (itself resolved) deep-merged with the mapping's own keys.
+
+    This is params.yaml's inheritance between sections (``heads_ablation.base`` extends
+    ``studies.heads.base``) instead of YAML anchors: ``dvc exp run -S`` rewrites params.yaml and
+    expands anchors into copies, which silently ends the inheritance; an ``extends`` key survives.
+    Paths are relative to the resolved profile (``studies.<s>.base...``, ``artifacts.<a>.config...``),
+    so a profile that inherits from another resolves them against its own merged values.
+    """
+
+    def lookup(path: str, chain: frozenset[str]) -> dict[str, Any]:
+        if path in chain:
+            raise ConfigError(f"params.yaml {where}: `extends: {path}` loops back on itself; break the cycle")
+        node: Any = tree
+        walked = []
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                have = ", ".join(node) if isinstance(node, dict) else type(node).__name__
+                raise ConfigError(
+                    f"params.yaml {where}: `extends: {path}` names nothing: "
+                    f"{'.'.join(walked) or 'the profile'} has no {part!r} (it has: {have}); fix the path"
+                )
+            walked.append(part)
+            node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"params.yaml {where}: `extends: {path}` names a {type(node).__name__}, not a mapping")
+        return resolve(node, path, chain | {path})
+
+    def resolve(node: Any, at: str, chain: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [resolve(v, f"{at}[{i}]", chain) for i, v in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        own = {k: resolve(v, f"{at}.{k}" if at else k, chain) for k, v in node.items() if k != EXTENDS}
+        if EXTENDS not in node:
+            return own
+        target = node[EXTENDS]
+        if not isinstance(target, str):
+            raise ConfigError(f"params.yaml {where}: {at}.extends must be a dotted path such as studies.heads.base")
+        return deep_merge(lookup(target, chain | {at}), own)
+
+    return resolve(tree, "", frozenset())
 
 
 def resources(spec: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def snakemake_outputs(cwd, *extra: str) -> dict[str, str]:
 def dvc_outputs(stages: dict) -> set[str]:
     outs = set()
     for stage in stages.values():
-        for out in stage.get("outs", []):
+        for out in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
             outs.add(next(iter(out)) if isinstance(out, dict) else out)
     return outs
 

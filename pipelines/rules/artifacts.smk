@@ -25,6 +25,8 @@ for _art in PROFILE.artifacts.values():
             slurm_partition=slurm_partition(_art.resources, SLURM_PARTITIONS),
         conda:
             CONDA_ENV
+        benchmark:
+            f"{BENCH}/artifact-{_art.name}.tsv"
         log:
             f"{RESULTS}/logs/artifact-{_art.name}.log",
         shell:

@@ -1,5 +1,6 @@
 # All runs -> tidy tables, LaTeX tables, macros, figures. The scripts and report modules are inputs
 # too (as in dvc.yaml), so editing a report reruns these two rules and nothing upstream.
+# `snakemake --report report.html` shows the tables, figures and metrics marked with report().
 REPORT_CODE = sorted(str(p) for p in Path("pipelines/reports").glob("*.py"))
 
 
@@ -9,10 +10,17 @@ rule aggregate:
         "pipelines/scripts/aggregate.py",
         REPORT_CODE,
     output:
-        csv=directory(PROFILE.tables),
-        tex=directory("paper/generated/tables"),
-        macros="paper/generated/macros.tex",
-        sections="paper/generated/sections.tex",
+        csv=report(
+            directory(PROFILE.tables),
+            patterns=["{name}.csv"],
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        tex=directory(PROFILE.generated_tables),
+        macros=PROFILE.macros_tex,
+        sections=PROFILE.sections_tex,
+    benchmark:
+        f"{BENCH}/aggregate.tsv"
     conda:
         CONDA_ENV
     log:
@@ -27,8 +35,15 @@ rule figures:
         "pipelines/scripts/figures.py",
         REPORT_CODE,
     output:
-        png=directory(PROFILE.figures),
-        pdf=directory("paper/generated/figures"),
+        png=report(
+            directory(PROFILE.figures),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+        pdf=directory(PROFILE.generated_figures),
+    benchmark:
+        f"{BENCH}/figures.tsv"
     conda:
         CONDA_ENV
     log:
@@ -43,7 +58,9 @@ rule targets:
         "pipelines/targets.yaml",
         "pipelines/scripts/check_targets.py",
     output:
-        f"{RESULTS}/targets.json",
+        report(f"{RESULTS}/targets.json", caption="../report/targets.rst", category="Reproduction targets"),
+    benchmark:
+        f"{BENCH}/targets.tsv"
     conda:
         CONDA_ENV
     log:

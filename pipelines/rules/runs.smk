@@ -23,6 +23,8 @@ rule run_cell:
         slurm_partition=lambda wc: slurm_partition(PROFILE.studies[wc.study].resources, SLURM_PARTITIONS),
     conda:
         CONDA_ENV
+    benchmark:
+        f"{BENCH}/run_cell/{{study}}/{{variant}}/seed{{seed}}.tsv"
     log:
         f"{RESULTS}/logs/{{study}}/{{variant}}/seed{{seed}}.log",
     shell:
