@@ -28,11 +28,13 @@ from typing import Any
 
 import yaml
 
+from circadian_core.config import ConfigError
 from pipelines.dag import PARAMS, ROOT, Profile, _raw, load_profile, profile_chain
 from pipelines.scripts.dvc_configs import artifact_config_path, cell_config_path, config_dir
 from pipelines.scripts.dvc_metrics import metrics_path, plot_path, summary_path
 
-CORE_DEPS = ["packages/circadian-core/src/circadian_core", "pipelines/dag.py"]
+# pipelines/dag.py is a dependency of the configs stage only: what it resolves is in each config file
+CORE_DEPS = ["packages/circadian-core/src/circadian_core"]
 PAPER_DEPS = ["paper/main.tex", "paper/sections", "paper/refs.bib", "pipelines/scripts/build_paper.py"]
 SUBDIR = "pipelines/dvc"
 PLOT_TEMPLATE = "metric_bars"  # .dvc/plots/metric_bars.json
@@ -84,6 +86,26 @@ def tracked_params(name: str) -> list[str]:
     return keys
 
 
+def artifact_owner(profile: Profile, name: str) -> str:
+    """The profile whose pipeline builds artifact ``name`` of ``profile``: the first profile of its
+    inheritance chain (base first) that uses the same artifact at the same path. A profile that
+    inherits an artifact unchanged depends on the base pipeline's stage (DVC links pipeline files);
+    one that changes it must give it its own ``out``, or two pipelines would write one file."""
+    art = profile.artifacts[name]
+    for p in profile_chain(profile.name):
+        other = profile if p == profile.name else load_profile(p)
+        theirs = other.artifacts.get(name)
+        if theirs is None or theirs.out != art.out:
+            continue
+        if theirs != art:
+            raise ConfigError(
+                f"params.yaml: artifact {name!r} of profile {profile.name!r} differs from profile {p!r}'s but "
+                f"writes the same file {art.out}; give it its own `out` under profiles.{profile.name}.artifacts.{name}"
+            )
+        return p
+    return profile.name
+
+
 def _stages(profile: Profile) -> dict[str, Any]:
     py = "python"
     name = profile.name
@@ -96,6 +118,8 @@ def _stages(profile: Profile) -> dict[str, Any]:
         }
     }
     for art in profile.artifacts.values():
+        if artifact_owner(profile, art.name) != name:
+            continue  # built by the pipeline of the profile it is inherited from
         stages[f"artifact-{art.name}"] = {
             "cmd": f"{py} -m pipelines.scripts.build_artifact {art.name} --profile {name}",
             "deps": [
@@ -192,8 +216,20 @@ def profile_names() -> list[str]:
 
 
 def expected_files() -> dict[str, str]:
-    """pipeline file -> its text, for every profile of params.yaml."""
-    return {pipeline_file(name): render(load_profile(name)) for name in profile_names()}
+    """pipeline file -> its text, for every profile of params.yaml (one error if two would write a file)."""
+    files = {pipeline_file(name): render(load_profile(name)) for name in profile_names()}
+    owner: dict[str, str] = {}
+    for rel, text in files.items():
+        for stage_name, stage in yaml.safe_load(text)["stages"].items():
+            for out in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
+                path = next(iter(out)) if isinstance(out, dict) else out
+                if path in owner:
+                    raise ConfigError(
+                        f"{path} would be written by {owner[path]} and by {rel}:{stage_name}; give each "
+                        f"profile its own output paths in params.yaml (an artifact's `out`)"
+                    )
+                owner[path] = f"{rel}:{stage_name}"
+    return files
 
 
 def leftover_files(expected: dict[str, str]) -> list[Path]:
