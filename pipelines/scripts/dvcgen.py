@@ -157,7 +157,9 @@ def _stages(profile: Profile) -> dict[str, Any]:
         "cmd": f"{py} -m pipelines.scripts.dvc_metrics --profile {name}",
         "deps": ["pipelines/scripts/dvc_metrics.py", summary_path(profile)],
         "metrics": [metrics_path(profile, s) for s in profile.studies],
-        "plots": [plot_path(profile, s) for s in profile.studies],
+        # plain outputs: the top-level `plots:` below says how to draw them (a stage-level `plots:`
+        # entry would add a second, default line plot of each file)
+        "outs": [plot_path(profile, s) for s in profile.studies],
     }
     stages["targets"] = {
         "cmd": f"{py} -m pipelines.scripts.check_targets --profile {name}",
