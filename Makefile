@@ -17,6 +17,7 @@ TEX_DEBS := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-e
 
 help:
 	@echo "make repro   - set up, then run the full pipeline for params.yaml's profile (Snakemake, recorded in dvc.lock)"
+	@echo "               PROFILE=paper make repro: another profile (recorded in pipelines/dvc/paper/dvc.lock)"
 	@echo "make test    - set up, then lint and run every test"
 	@echo "make paper   - rebuild paper/build/main.pdf from paper/generated/"
 
@@ -40,17 +41,19 @@ tex:
 		echo "       (macOS: brew install --cask mactex-no-gui && brew install poppler)"; exit 1; \
 	fi
 
+# One DVC pipeline per profile: dvc.yaml (params.yaml's profile), pipelines/dvc/<name>/dvc.yaml (others).
 dvc-yaml: setup
 	$(BIN)/python -m pipelines.scripts.dvcgen
 
-# DVC runs one stage at a time and pays a scan of all stages per stage; the same DAG (a test proves
-# it) runs in parallel under Snakemake, and `dvc commit` then records it in dvc.lock, so a plain
-# `dvc repro` afterwards is a no-op. `dvc repro` alone reproduces everything too, only slower.
+# DVC runs one stage at a time; the same DAG (a test proves it) runs in parallel under Snakemake, and
+# `dvc commit` of the profile's pipeline file then records it in its dvc.lock, so `dvc repro` of that
+# file afterwards is a no-op. `dvc repro` alone reproduces everything too, only slower.
+# PROFILE=paper picks another profile (default: params.yaml's `profile`).
 repro: setup tex
 	$(BIN)/python -m pipelines.scripts.dvcgen --check || $(BIN)/python -m pipelines.scripts.dvcgen
-	$(BIN)/snakemake --profile pipelines/profiles/local --cores $(JOBS) --quiet rules
-	$(BIN)/dvc commit --force --quiet
-	@echo "paper: paper/build/main.pdf   results: results/$$($(BIN)/python -c 'from pipelines.dag import load_profile; print(load_profile().name)')/"
+	$(BIN)/snakemake --profile pipelines/profiles/local --cores $(JOBS) --quiet rules $(if $(PROFILE),--config profile=$(PROFILE))
+	$(BIN)/dvc commit --force --quiet $$($(BIN)/python -m pipelines.scripts.dvcgen --file-of $(or $(PROFILE),default))
+	@$(BIN)/python -m pipelines.scripts.dvcgen --summary-of $(or $(PROFILE),default)
 
 lint: setup
 	$(BIN)/ruff check .

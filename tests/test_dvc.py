@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.dvc_toy import changed_stages, commit, dvc, lock_outs, make_dvc_toy
-from tests.workflow_helpers import BIN, ROOT, run
+from tests.workflow_helpers import BIN, run
 
 pytestmark = pytest.mark.slow
 

@@ -251,7 +251,22 @@ def stale_pipeline(name: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 if a pipeline file is out of date")
+    ap.add_argument("--file-of", metavar="PROFILE", help="print the pipeline file of PROFILE ('default': params.yaml's)")
+    ap.add_argument("--summary-of", metavar="PROFILE", help="print where PROFILE's results, PDF and DVC commands are")
     args = ap.parse_args(argv)
+    for flag in (args.file_of, args.summary_of):
+        if flag:
+            name = default_profile() if flag == "default" else flag
+            if name not in profile_names():
+                print(f"error: no profile {name!r} in params.yaml; profiles: {', '.join(profile_names())}", file=sys.stderr)
+                return 2
+            if args.file_of:
+                print(pipeline_file(name))
+            else:
+                profile = load_profile(name)
+                print(f"paper: {profile.pdf}   results: {profile.results}/   metrics: {profile.results}/metrics/\n"
+                      f"DVC: dvc status {pipeline_file(name)}   dvc metrics show {profile.results}/metrics/<study>.json")
+            return 0
     expected = expected_files()
     stale = [rel for rel, text in expected.items() if not (ROOT / rel).exists() or (ROOT / rel).read_text("utf-8") != text]
     leftover = leftover_files(expected)
