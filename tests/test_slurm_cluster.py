@@ -18,6 +18,7 @@ import dataclasses
 import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +46,7 @@ RESOURCES = {
 GOOD = [("cpc_toy", "backprop", 3), ("cpc_toy", "predictive-coding", 7), ("cpc_toy_gpu", "backprop", 3)]
 BROKEN = ("cpc_toy", "broken", 3)
 LONG = ("cpc_toy", "long", 3)
-LONG_EPOCHS = 4000  # about 5 s of compute: long enough to be cancelled while it runs
+LONG_EPOCHS = 2000  # seconds of compute: long enough to be cancelled while it runs
 
 
 def cluster_params() -> dict:
@@ -104,12 +105,17 @@ def cluster(tmp_path_factory):
             pytest.fail(f"CI is set but the SLURM test cluster cannot start: {why}")
         pytest.skip(why)
     root = tmp_path_factory.mktemp("slurm")
+    if len(str(root)) > 80:  # unix socket paths (munge, MariaDB) must stay under 108 bytes
+        root = Path(tempfile.mkdtemp(prefix="slurm-", dir="/tmp"))
     try:
         running = slurm_cluster.start(root, env())
     except RuntimeError as err:
         pytest.fail(str(err))
     yield running
+    pids = running.daemon_pids()
     slurm_cluster.stop(root, purge=True)
+    assert len(pids) >= 5 and not [p for p in pids if Path(f"/proc/{p}").exists()], f"daemons left running: {pids}"
+    assert not root.exists()
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,11 @@ class Cluster:
         rows = [dict(zip(SACCT_FIELDS, line.split("|"))) for line in out.splitlines() if line.strip()]
         return {row["JobIDRaw"]: row for row in rows}
 
+    def daemon_pids(self) -> list[int]:
+        """The pids the daemons wrote under the cluster's folder (munged, MariaDB, the SLURM three)."""
+        files = [*(self.root / "run").glob("*.pid"), self.root / "munge" / "munged.pid"]
+        return sorted({int(f.read_text().strip()) for f in files if f.is_file() and f.read_text().strip().isdigit()})
+
     def squeue(self) -> list[dict[str, str]]:
         """Jobs slurmctld holds: id, state, name."""
         out = self.run(["squeue", "-h", "-o", "%i|%T|%j"]).stdout

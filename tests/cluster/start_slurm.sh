@@ -66,6 +66,8 @@ chmod 700 "$DIR/munge" "$DIR/etc"
 read -r CTLD_PORT SLURMD_PORT DBD_PORT DB_PORT <<<"$(free_ports 4)"
 
 # --- munge: own key, socket, pid, seed and log file --------------------------------------------
+# --force: munged wants every folder above its socket searchable by all users, and scratch folders
+# (pytest's are 0700) are not; every client of this cluster runs as root.
 MUNGE_SOCKET=$DIR/munge/munge.socket
 mungekey --create --keyfile="$DIR/munge/munge.key" --force
 munged --socket="$MUNGE_SOCKET" --key-file="$DIR/munge/munge.key" --pid-file="$DIR/munge/munged.pid" \
@@ -91,6 +93,7 @@ mariadb --no-defaults --socket="$DIR/run/mariadb.sock" -u root -e "
 # (SlurmdParameters=config_overrides lets slurmd trust slurm.conf), so the test's short jobs,
 # which mostly wait on Python imports, run side by side instead of in waves.
 read -r NPROC MEM_MB <<<"$(slurmd -C | head -1 | sed -E 's/.* CPUs=([0-9]+) .* RealMemory=([0-9]+).*/\1 \2/')"
+[ -n "$NPROC" ] && [ -n "$MEM_MB" ] || die "slurmd -C did not report this machine's CPUs and memory: $(slurmd -C 2>&1 | head -3)"
 CPUS=$((NPROC > 8 ? NPROC : 8))
 cat >"$DIR/etc/slurm.conf" <<EOF
 ClusterName=$CLUSTER
