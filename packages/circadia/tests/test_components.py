@@ -7,7 +7,13 @@ import pytest
 
 from circadia.dreamer import DreamConfig, dream, parse_dream
 from circadia.evaluation import is_heldout, run_harness, score, select_harness
-from circadia.hippocampus import HashingEmbedder, NumpyStore, context_block, open_store, user_message_with_context
+from circadia.hippocampus import (
+    HashingEmbedder,
+    NumpyStore,
+    context_block,
+    open_store,
+    user_message_with_context,
+)
 from circadia.journal import Turn
 
 SRC = Turn(id="m1", messages=[{"role": "user", "content": "How do I reverse a list?"}, {"role": "assistant", "content": "Use items[::-1]."}])

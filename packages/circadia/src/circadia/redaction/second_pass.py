@@ -26,7 +26,7 @@ from circadia.redaction.patterns import key_value, password_value
 SKIPPED_PLUGINS = {"IPPublicDetector", "KeywordDetector", "Base64HighEntropyString", "HexHighEntropyString"}
 MIN_VALUE = 6  # shorter values of a format plugin are too common to replace everywhere in a line
 QUOTED = re.compile(r"([\"'])([A-Za-z0-9+/=_\-]{16,500})\1")
-UNQUOTED = re.compile(r"(?<![A-Za-z0-9+/=_\-.])[A-Za-z0-9+/=_\-]{32,500}(?![A-Za-z0-9+/=_\-])")
+UNQUOTED = re.compile(r"(?<![A-Za-z0-9+/=_\-.])[A-Za-z0-9+/_\-]{32,500}={0,2}(?![A-Za-z0-9+/=_\-])")
 HASH_PREFIX = re.compile(r"(?i)(?:sha(?:1|256|384|512)|md5):$")
 QUOTED_ENTROPY = 3.5  # bits per character; the plugin's own limit (4.5) applies to unquoted tokens
 TRAILING = ".,;:!?)]}>"
