@@ -58,7 +58,7 @@ class DreamConfig:
     enabled: bool = True
     bursts: int = bounded(3, low=0)  # REM cycles per night
     per_burst: int = bounded(4, low=0)  # memories dreamt about per burst
-    temperature: float = bounded(1.2, low=1.0, high=5.0)  # of the first burst; must be > 1
+    temperature: float = bounded(1.2, high=5.0)  # of the first burst; must be > 1 (night_config checks)
     temperature_step: float = bounded(0.1, low=0.0, high=1.0)  # each later burst dreams a little wilder
     max_tokens: int = bounded(80, low=1)
     max_question_chars: int = bounded(300, low=1)
