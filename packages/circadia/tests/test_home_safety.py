@@ -25,6 +25,12 @@ from circadia.testing import tiny_night_config, tree_hashes, write_log
 DAY = [(f"Tell me fact {i}, please.", f"Sure thing, Jordan! Fact {i}.") for i in range(6)]
 
 
+def night(*args, **kwargs) -> dict:
+    """``run_night`` as a dict (it returns a dict, or a typed NightRecord with ``to_json``)."""
+    rec = run_night(*args, **kwargs)
+    return rec.to_json() if hasattr(rec, "to_json") else rec
+
+
 @pytest.fixture(scope="module")
 def two_nights(tmp_path_factory, tiny_model_dir):
     """A home after two accepted nights (adapters night-001 and night-002), built once."""
@@ -33,7 +39,7 @@ def two_nights(tmp_path_factory, tiny_model_dir):
     for d in (1, 2):
         import_log(write_log(root / f"day{d}.jsonl", [(f"{u} (day {d})", a) for u, a in DAY]), Journal(home.memories))
         cfg = tiny_night_config(tiny_model_dir, dreams={"enabled": False}, eval={"harness_per_category": 0}, train={"iters": 2})
-        assert run_night(home, cfg, model_dir=tiny_model_dir, log=None)["status"] == "accepted"
+        assert night(home, cfg, model_dir=tiny_model_dir, log=None)["status"] == "accepted"
     return home.root
 
 
@@ -74,7 +80,7 @@ def test_nan_adapter_on_disk_falls_back_to_the_last_good_version(home2, tiny_mod
     assert list((home2.adapters / "corrupt").glob("night-002-*"))
     # and the home keeps working: the next night trains on top of night 1
     import_log(write_log(tmp_path / "day3.jsonl", DAY[:3]), Journal(home2.memories))
-    rec = run_night(home2, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, log=None)
+    rec = night(home2, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, log=None)
     assert rec["status"] == "accepted" and rec["previous_adapter"] == "adapters/night-001"
 
 
@@ -93,7 +99,7 @@ def test_damaged_files_are_one_error_naming_the_file_before_loading(home2, tiny_
         home2.state_path.write_text('{"nights": 2, "current_adapter": ')
     before = tree_hashes(home2.root / "adapters")
     with pytest.raises(HomeError) as err:
-        run_night(home2, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, backend=NoLoad(), log=None)
+        night(home2, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, backend=NoLoad(), log=None)
     msg = str(err.value)
     assert names in msg and ("circadia rollback" in msg or "move it aside" in msg), msg
     assert tree_hashes(home2.root / "adapters") == before  # nothing moved or lost
@@ -223,7 +229,7 @@ def test_existing_shared_home_keeps_its_mode_and_private_files(tmp_path, tiny_mo
     shared.mkdir()
     os.chmod(shared, 0o755)
     assert main(["--home", str(shared), "remember", str(write_log(tmp_path / "d.jsonl", DAY))]) == 0
-    run_night(shared, tiny_night_config(tiny_model_dir, store="chroma"), model_dir=tiny_model_dir, log=None)
+    night(shared, tiny_night_config(tiny_model_dir, store="chroma"), model_dir=tiny_model_dir, log=None)
     assert oct(shared.stat().st_mode & 0o777) == "0o755"  # never chmodded
     for sub in ("adapters", "nights", "models", "store"):
         assert oct((shared / sub).stat().st_mode & 0o777) == "0o700", sub  # folders circadia created
@@ -254,7 +260,7 @@ def test_a_kill_during_merge_leaves_no_model_copy(tmp_path, tiny_model_dir, monk
 
     monkeypatch.setattr(embedded, "fix_config_for_mlx", killed)
     with pytest.raises(Killed):
-        run_night(home, cfg, model_dir=tiny_model_dir, log=None)
+        night(home, cfg, model_dir=tiny_model_dir, log=None)
     monkeypatch.undo()
     leaked = [p.name for p in home.models.iterdir()]
     assert any(n.endswith(".merging") for n in leaked), leaked  # the kill really hit mid-merge
@@ -263,7 +269,7 @@ def test_a_kill_during_merge_leaves_no_model_copy(tmp_path, tiny_model_dir, monk
     home.recover(said.append)
     assert not list(home.models.iterdir()) and any(".merging" in s for s in said)
     assert not any(".merging" in p.name or p.name.startswith(".tmp") for p in home.root.rglob("*"))
-    rec = run_night(home, cfg, model_dir=tiny_model_dir, log=None)
+    rec = night(home, cfg, model_dir=tiny_model_dir, log=None)
     assert rec["status"] == "accepted" and [p.name for p in home.models.iterdir()] == ["night-001"]
 
 
@@ -280,7 +286,7 @@ def test_retention_deletes_old_slept_on_turns_only(tmp_path, tiny_model_dir):
     src.write_text("".join(json.dumps({"id": f"o{i}", "ts": old, "user": f"old secret plan {i}", "assistant": "ok"}) + "\n"
                            for i in range(5)))
     import_log(src, j)
-    assert run_night(home, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, log=None)["status"] == "accepted"
+    assert night(home, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, log=None)["status"] == "accepted"
     import_log(write_log(tmp_path / "new.jsonl", DAY[:3]), j)  # today's turns, not slept on yet
     src2 = tmp_path / "old2.jsonl"  # old but not slept on: kept until a night has seen it
     src2.write_text(json.dumps({"id": "o9", "ts": old, "user": "old unslept", "assistant": "ok"}) + "\n")
@@ -290,6 +296,6 @@ def test_retention_deletes_old_slept_on_turns_only(tmp_path, tiny_model_dir):
     text = home.memories.read_text()
     assert "old secret plan" not in text and "old unslept" in text and "fact 2" in text
     assert oct(home.memories.stat().st_mode & 0o777) == "0o600"
-    rec = run_night(home, tiny_night_config(tiny_model_dir, retention_days=30), model_dir=tiny_model_dir, log=None)
+    rec = night(home, tiny_night_config(tiny_model_dir, retention_days=30), model_dir=tiny_model_dir, log=None)
     assert rec["memories"]["new"] == 4 and rec["memories"]["total"] == 4
     assert apply_retention(home, 30) == 1  # now slept on: the old one goes too

@@ -17,6 +17,12 @@ from circadia.testing import tiny_night_config, write_log
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
 
 
+def night(*args, **kwargs) -> dict:
+    """``run_night`` as a dict (it returns a dict, or a typed NightRecord with ``to_json``)."""
+    rec = run_night(*args, **kwargs)
+    return rec.to_json() if hasattr(rec, "to_json") else rec
+
+
 def test_non_utf8_and_lone_surrogates_are_quarantined_with_line_numbers(tmp_path):
     p = tmp_path / "memories.jsonl"
     surrogate = '{"messages": [{"role": "user", "content": "bad \\ud800 text"}, {"role": "assistant", "content": "x"}]}'
@@ -110,7 +116,7 @@ def test_a_poisoned_day_stops_nothing(tmp_path, tiny_model_dir, monkeypatch):
     # 8 steps of 2 with 20% replay: every one of the 10 trainable memories is seen
     cfg = tiny_night_config(tiny_model_dir, eval={"heldout_fraction": 0.0}, train={"max_seq_len": 64, "iters": 8},
                             dreams={"enabled": False})
-    rec = run_night(home, cfg, model_dir=tiny_model_dir, backend=PoisonBackend(device="cpu"), log=None)
+    rec = night(home, cfg, model_dir=tiny_model_dir, backend=PoisonBackend(device="cpu"), log=None)
     assert rec["status"] == "accepted", rec.get("reason")
     assert any(":13: invalid UTF-8" in c for c in rec["memories"]["corrupt_lines"])
     stages = {(q["turn"], q["stage"]) for q in rec["quarantined"]}
@@ -124,7 +130,7 @@ def test_a_poisoned_day_stops_nothing(tmp_path, tiny_model_dir, monkeypatch):
     assert "day1-10" not in trained and "day1-9" not in trained and "day1-8" in trained and "day1-11" in trained
     # the next night is not troubled by yesterday's poison
     import_log(write_log(tmp_path / "day2.jsonl", [(f"And topic {i}?", "Sure thing, Jordan!") for i in range(4)]), j)
-    rec2 = run_night(home, cfg, model_dir=tiny_model_dir, log=None)
+    rec2 = night(home, cfg, model_dir=tiny_model_dir, log=None)
     assert rec2["status"] == "accepted" and rec2["memories"]["new"] == 4 and not rec2["quarantined"]
 
 
@@ -136,5 +142,5 @@ def test_a_night_whose_heldout_turns_are_all_long_still_scores_them(tmp_path, ti
     import_log(write_log(tmp_path / "long.jsonl", turns), Journal(home.memories))
     cfg = tiny_night_config(tiny_model_dir, eval={"heldout_fraction": 0.5}, train={"max_seq_len": 64})
     assert any(is_heldout(f"long-{i}", 0.5) for i in range(8))
-    rec = run_night(home, cfg, model_dir=tiny_model_dir, log=None)
+    rec = night(home, cfg, model_dir=tiny_model_dir, log=None)
     assert rec["status"] == "accepted" and rec["pre"]["heldout_loss"] > 0 and rec["post"]["heldout_loss"] > 0

@@ -12,9 +12,16 @@ from pathlib import Path
 import pytest
 
 from circadia.cli import main
+from circadia.sleep.night import run_night
 from circadia.testing import tiny_night_config
 
 CORPUS = [json.loads(x) for x in (Path(__file__).parent / "corpora" / "secrets.jsonl").read_text().splitlines() if x.strip()]
+
+
+def night(*args, **kwargs) -> dict:
+    """``run_night`` as a dict (it returns a dict, or a typed NightRecord with ``to_json``)."""
+    rec = run_night(*args, **kwargs)
+    return rec.to_json() if hasattr(rec, "to_json") else rec
 
 
 def _leaks(home: Path, secrets: list[str], skip: set[str] = frozenset(), extra_text: str = "") -> list[str]:
@@ -65,8 +72,6 @@ def test_a_raw_log_from_before_redaction_is_cleaned_by_the_night(tmp_path, tiny_
     """memories.jsonl written raw (by an older circadia, or by hand): the night's router and the
     store's own redaction still keep every secret out of training, dreams, the store and logs."""
     from circadia.home import Home
-    from circadia.sleep.night import run_night
-
     home = Home(tmp_path / "home").init()
     with open(home.memories, "w") as fh:  # bypasses Journal on purpose
         for i, c in enumerate(CORPUS):
@@ -74,7 +79,7 @@ def test_a_raw_log_from_before_redaction_is_cleaned_by_the_night(tmp_path, tiny_
                                                                       {"role": "assistant", "content": "Noted."}]}) + "\n")
     said = []
     cfg = tiny_night_config(tiny_model_dir, store="chroma", train={"iters": 4}, eval={"heldout_fraction": 0.0})
-    rec = run_night(home, cfg, model_dir=tiny_model_dir, log=said.append)
+    rec = night(home, cfg, model_dir=tiny_model_dir, log=said.append)
     assert rec["status"] == "accepted" and rec["router"]["secrets_redacted"] >= len(CORPUS)
     secrets = sorted({s for c in CORPUS for s in c["secrets"]})
     assert not _leaks(home.root, secrets, skip={"memories.jsonl"}, extra_text="\n".join(said) + json.dumps(rec))
