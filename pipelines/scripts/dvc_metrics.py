@@ -21,13 +21,14 @@ import csv
 import math
 import sys
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from circadian_core.config import ConfigError
 from circadian_core.record import write_json_atomic
 from pipelines.dag import ROOT, Profile, load_profile
+
+if TYPE_CHECKING:  # pandas is imported by the stage only: dvcgen and the configs stage import the paths
+    import pandas as pd
 
 PLOT_COLUMNS = ("variant", "metric", "mean", "ci_low", "ci_high", "n")
 
@@ -63,6 +64,8 @@ def study_metrics(summary: pd.DataFrame, study: str) -> dict[str, dict[str, dict
 
 
 def study_plot_rows(summary: pd.DataFrame, study: str) -> list[dict[str, Any]]:
+    import pandas as pd
+
     rows = summary[(summary["study"] == study) & summary["mean"].notna()].sort_values(["metric", "variant"])
     return [
         {
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         path = ROOT / summary_path(profile)
         if not path.exists():
             raise FileNotFoundError(f"{path} not found; run the aggregate stage first (dvc repro aggregate)")
+        import pandas as pd
+
         summary = pd.read_csv(path)
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
