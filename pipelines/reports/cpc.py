@@ -76,6 +76,7 @@ def tables(ctx: ReportContext) -> None:
         _shift_table(ctx, EXTENSION, "cpc_shift", "tab:cpc-shift", published=False)
         _width_table(ctx)
         _shift_paired(ctx)
+        _summary(ctx)
     if ctx.has("cpc_toy"):
         _toy_table(ctx)
 
@@ -213,6 +214,43 @@ def _width_table(ctx: ReportContext) -> None:
                  "sleeps that split or pruned: the prototype's ``sleep events'') and sleeps during phase B. "
                  "Splits and prunes of a rolled-back sleep are not counted."),
         label="tab:cpc-width", align="llccccccccc", size="\\footnotesize\\setlength{\\tabcolsep}{3pt}"))
+
+
+def _summary(ctx: ReportContext) -> None:
+    """Numbers and words the text draws from the tables: published means inside our intervals, the share
+    of added units that are distinct, how often the adaptive trigger's conditions held in phase B."""
+    verdicts = []
+    for profile, label, pub_key in PROTO:
+        if not _has(ctx, "cpc_shift", f"{profile}-circadian"):
+            continue
+        k, pub = _key(profile), ctx.published(f"cpc.{pub_key}")
+        inside = sum(abs(ctx.val("cpc_shift", f"{profile}-{m}", "balanced") - pub[pk]["balanced"])
+                     <= ctx.val("cpc_shift", f"{profile}-{m}", "balanced", "ci95") for m, _, pk in MODELS)
+        ctx.macro(("cpc", k, "published", "inside"), inside, "d",
+                  source=f"{ctx.profile}:cpc_shift {profile}: models whose published balanced mean lies in our 95% CI")
+        start, end = ctx.val("cpc_shift", f"{profile}-circadian", "distinct_start"), ctx.val(
+            "cpc_shift", f"{profile}-circadian", "hidden_end")
+        ctx.macro(("cpc", k, "distinct", "start"), start, ".1f",
+                  source=f"{ctx.profile}:cpc_shift/{profile}-circadian/distinct_start mean")
+        distinct = ctx.val("cpc_shift", f"{profile}-circadian", "distinct_end")
+        if end > ctx.val("cpc_shift", f"{profile}-circadian", "hidden_start"):
+            added = end - ctx.val("cpc_shift", f"{profile}-circadian", "hidden_start")
+            ctx.macro(("cpc", k, "new", "distinct", "pct"), 100 * max(distinct - start, 0.0) / max(added, 1e-9), ".0f",
+                      source=f"{ctx.profile}:cpc_shift {profile}-circadian (distinct_end - distinct_start) / units added x 100")
+        d = ctx.paired("cpc_shift", f"{profile}-circadian", f"{profile}-pc", "balanced")
+        verdicts.append((label.lower(), d.verdict("above", "below", "indistinguishable from")))
+    if verdicts:
+        ties = all(v == "indistinguishable from" for _, v in verdicts)
+        text = ("do not separate circadian predictive coding from predictive coding on either of its tasks" if ties
+                else "; ".join(f"put circadian predictive coding {v} predictive coding in the {p}" for p, v in verdicts))
+        ctx.macro(("cpc", "proto", "circ", "vs", "pc", "summary"), text,
+                  source=f"{ctx.profile}:cpc_shift proto-* circadian - pc balanced: signs of the 95% CIs")
+    for profile, _, _ in EXTENSION:
+        variant = f"{profile}-circadian"
+        if _has(ctx, "cpc_shift", variant):
+            for m in ("spread_held_b", "plateau_held_b"):
+                ctx.macro(("cpc", profile, m.replace("_b", ""), "pct"), 100 * ctx.val("cpc_shift", variant, m), ".0f",
+                          source=f"{ctx.profile}:cpc_shift/{variant}/{m} mean x 100")
 
 
 # ---- every comparison the text states, paired ----------------------------------------------------------

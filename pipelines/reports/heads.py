@@ -163,6 +163,15 @@ def _ablation_table(ctx: ReportContext) -> None:
                       **(frame_d if study != "heads" else {}),
                       **{m: ctx.val(study, variant, m) for m in ("sleeps", "splits", "prunes", "rollbacks", "hidden_end",
                                                                  "distinct_end")}})
+    if ctx.records_for("heads_ablation", "no-spread-gate"):
+        def steps(study: str, variant: str) -> dict[int, list[int]]:
+            return {r.seed: [e["step"] for e in r.info.events] for r in ctx.parsed(CONTRACT, study, variant)}
+
+        same = steps("heads", "circadian") == steps("heads_ablation", "no-spread-gate")
+        ctx.macro(("heads", "spread", "gate", "verdict"),
+                  "the head slept at exactly the same steps without the gate, so the gate never decided when it slept"
+                  if same else "without the gate the head slept at other steps, so the gate did decide some sleeps",
+                  source=f"{ctx.profile}: sleep steps of heads/circadian vs heads_ablation/no-spread-gate, per seed")
     ctx.write_csv("heads_ablation", pd.DataFrame(frame))
     ctx.write_table("heads_ablation", latex_table(
         ["Circadian head", "Accuracy", "$\\Delta$ vs full", "95\\% CI", "$p$", "Sleeps", "Splits", "Prunes", "Rollb.",

@@ -88,7 +88,8 @@ def _split(u: Units, idx: list[int], cfg: Any, host: SleepHost) -> Units:
     return Units(W_in, b_in, W_out, u.b_out, vectors)
 
 
-def _remove(u: Units, idx: list[int], compensate: bool) -> Units:
+def drop_units(u: Units, idx: list[int], compensate: bool) -> Units:
+    """``u`` without units ``idx`` (with ``compensate``, their mean output contribution moves into ``b_out``)."""
     if not idx:
         return u
     b_out = compensate_bias(u.b_out, u.W_out, idx, u.vectors["mean_act"]) if compensate else u.b_out
@@ -108,7 +109,7 @@ def _gradual_step(u: Units, cfg: Any) -> tuple[Units, list[int]]:
     still = [j for j in marked if j not in removed]
     u = dataclasses.replace(u, W_out=fade_columns(u.W_out, still, cfg.prune.fade),
                             vectors={**u.vectors, "fade_count": _xp.add_at(u.vectors["fade_count"], still, 1.0)})
-    return _remove(u, removed, compensate=False), removed
+    return drop_units(u, removed, compensate=False), removed
 
 
 def _structure(u: Units, cfg: Any, host: SleepHost, progress: float | None) -> tuple[Units, dict[str, Any]]:
@@ -132,7 +133,7 @@ def _structure(u: Units, cfg: Any, host: SleepHost, progress: float | None) -> t
         prune_idx = prune_candidates(u.chemical(cfg), u.vectors["age"], budget.n_prune, cfg.prune.min_age,
                                      cfg.prune.fraction, exclude=fading + children)
         if cfg.prune.mode == "immediate":
-            u = _remove(u, prune_idx, compensate=cfg.prune.compensate)
+            u = drop_units(u, prune_idx, compensate=cfg.prune.compensate)
         elif prune_idx:
             u = dataclasses.replace(u, W_out=fade_columns(u.W_out, prune_idx, cfg.prune.fade),
                                     vectors={**u.vectors, "fade_count": _xp.set_at(u.vectors["fade_count"], prune_idx, 1.0)})

@@ -43,7 +43,7 @@ from circadian_vision.mechanisms.reward import RewardConfig, RewardModulator
 from circadian_vision.mechanisms.rollback import RollbackConfig, restore, snapshot, tally_sleep
 from circadian_vision.mechanisms.sleep import UNIT_VECTORS, Units, sleep_cycle
 from circadian_vision.mechanisms.split import SplitConfig, distinct_units
-from circadian_vision.mechanisms.trigger import TriggerConfig, should_sleep
+from circadian_vision.mechanisms.trigger import TriggerConfig, should_sleep, trigger_conditions
 from circadian_vision.nets.predictive_coding import PredictiveCodingConfig, PredictiveCodingNet, Settled
 
 
@@ -118,6 +118,8 @@ class CircadianNet(PredictiveCodingNet):
                        "prune_attempts": 0, "skipped": 0}
         self.last_lr_scale = 1.0
         self.last_gate_mean = 1.0
+        # adaptive trigger: on how many wake steps each condition held (diagnostics, deterministic)
+        self.trigger_tally = {"checks": 0, "spacing": 0, "plateau": 0, "spread": 0}
 
     # ---- state ----------------------------------------------------------------------------
     @property
@@ -181,6 +183,11 @@ class CircadianNet(PredictiveCodingNet):
         self.energies.append(s.energy)
         self.steps += 1
         self.steps_since_sleep += 1
+        if cfg.trigger.kind == "adaptive":
+            held = trigger_conditions(self.energies, self.chemical, self.steps_since_sleep, cfg.trigger, self.gain)
+            self.trigger_tally["checks"] += 1
+            for k, v in held.items():
+                self.trigger_tally[k] += int(v)
         if should_sleep(self.energies, self.chemical, self.steps_since_sleep, cfg.trigger, self.gain):
             self.sleep()
         return s.energy

@@ -90,6 +90,7 @@ CONTRACT = Contract(
         Metric("hidden_start", "width of the last hidden layer at the start", "units"),
         Metric("hidden_mid", "width of the last hidden layer after phase A", "units"),
         Metric("hidden_end", "width of the last hidden layer at the end", "units"),
+        _circ("distinct_start", "units at the start whose incoming rows differ (cosine > 0.999 counted once)", "units"),
         _circ("distinct_end", "units at the end whose incoming rows differ (cosine > 0.999 counted once)", "units"),
         _circ("sleeps", "sleeps run"),
         _circ("splits", "splits committed (not rolled back)"),
@@ -98,6 +99,10 @@ CONTRACT = Contract(
         _circ("sleeps_b", "sleeps run during phase B"),
         _circ("splits_b", "splits committed during phase B"),
         _circ("structural_sleeps", "kept sleeps that split or pruned (the prototype's `sleep_events`)"),
+        Metric("spread_held_b", "fraction of phase-B wake steps on which the adaptive trigger's spread condition held "
+               "(null: not circadian, or a fixed schedule)", "fraction", nullable=True),
+        Metric("plateau_held_b", "fraction of phase-B wake steps on which its energy-plateau condition held "
+               "(null: not circadian, or a fixed schedule)", "fraction", nullable=True),
         Metric("params", "parameters at the end", "count"),
     ),
 )
@@ -157,9 +162,9 @@ def model_config(cfg: Any, where: str) -> dict[str, Any]:
     return dict(getattr(cfg, cfg.model))
 
 
-def circadian_metrics(net: NumpyNet, counts_a: dict[str, float] | None = None) -> dict[str, float | None]:
+def circadian_metrics(net: NumpyNet, counts_a: dict[str, Any] | None = None) -> dict[str, float | None]:
     """The circadian-only metrics (None for a model without sleep)."""
-    names = ("distinct_end", *COUNTERS, "sleeps_b", "splits_b", "structural_sleeps")
+    names = ("distinct_end", *COUNTERS, "sleeps_b", "splits_b", "structural_sleeps", "spread_held_b", "plateau_held_b")
     if not hasattr(net, "sleep"):
         return dict.fromkeys(names)
     c = counters(net)
@@ -169,6 +174,11 @@ def circadian_metrics(net: NumpyNet, counts_a: dict[str, float] | None = None) -
     if counts_a is not None:
         out["sleeps_b"] = c["sleeps"] - counts_a["sleeps"]
         out["splits_b"] = c["splits"] - counts_a["splits"]
+        tally, before = net.trigger_tally, counts_a.get("tally") or {}  # type: ignore[attr-defined]
+        checks = tally["checks"] - before.get("checks", 0)
+        if checks > 0:
+            out["spread_held_b"] = (tally["spread"] - before.get("spread", 0)) / checks
+            out["plateau_held_b"] = (tally["plateau"] - before.get("plateau", 0)) / checks
     return {k: out.get(k) for k in names}
 
 
@@ -195,6 +205,7 @@ def run(
     history = new_history()
     evals = {"acc_a": task.a, "acc_b": task.b}
     hidden_start = net.hidden_width
+    distinct_start = float(net.distinct_units()) if hasattr(net, "distinct_units") else None
     total = cfg.epochs_a + cfg.epochs_b
 
     if hasattr(net, "set_holdouts"):
@@ -205,7 +216,7 @@ def run(
     a_pre = net.accuracy(task.a.x_test, task.a.y_test)
     b_pre = net.accuracy(task.b.x_test, task.b.y_test)
     hidden_mid = net.hidden_width
-    counts_a = counters(net)
+    counts_a: dict[str, Any] = {**counters(net), "tally": dict(getattr(net, "trigger_tally", {}))}
 
     if hasattr(net, "set_holdouts"):  # everything held out of the training data so far, phases weighed equally
         net.set_holdouts([(task.a.x_holdout, task.a.y_holdout), (task.b.x_holdout, task.b.y_holdout)])
@@ -215,7 +226,7 @@ def run(
     a_post = net.accuracy(task.a.x_test, task.a.y_test)
     b_post = net.accuracy(task.b.x_test, task.b.y_test)
 
-    metrics: dict[str, float | None] = {
+    metrics: dict[str, Any] = {
         "A_pre": a_pre,
         "B_pre": b_pre,
         "A_post": a_post,
@@ -226,6 +237,7 @@ def run(
         "hidden_start": float(hidden_start),
         "hidden_mid": float(hidden_mid),
         "hidden_end": float(net.hidden_width),
+        "distinct_start": distinct_start,
         **circadian_metrics(net, counts_a),
         "params": float(net.param_count()),
     }
