@@ -37,15 +37,16 @@ def test_the_readme_example_runs_and_trains_a_circadian_head(capsys):
     code = block.group(1)
     assert len(code.strip().splitlines()) <= 10
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the package's own README
+    exec(compile(code, "README.md", "exec"), scope)
     head = scope["head"]
     assert head.stats()["sleeps"] >= 1 and head.stats()["distinct_end"] <= head.stats()["hidden_end"]
     assert "accuracy" in capsys.readouterr().out
 
 
 def test_plotting_dependencies_are_declared_as_an_extra():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     plots = " ".join(meta["optional-dependencies"]["plots"])

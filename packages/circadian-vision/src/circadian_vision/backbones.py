@@ -152,7 +152,8 @@ def _imagenet_state_dict(name: str, *, progress: bool = True) -> tuple[dict[str,
     prefix = file_name.rsplit("-", 1)[-1].split(".")[0]  # torchvision names files <arch>-<sha256[:8]>.pth
     by_hand = (
         f"download {url} on a machine with network access and place it at {cached}, "
-        f"or use weights: none, or run the mini profile (its digits_cnn backbone needs no network)"
+        f"or use weights: random (random init, nothing downloaded), or run the mini profile (its digits_cnn "
+        f"backbone needs no network)"
     )
     if cached.exists():
         digest = file_digest(cached, "sha256")
