@@ -32,7 +32,7 @@ MODELS = (("backprop", "Backprop", "backprop"), ("pc", "Predictive coding", "pre
 SHIFT_METRICS = ("A_pre", "A_post", "B_post", "retention", "balanced")
 PAIRS = (("circadian", "pc"), ("circadian", "backprop"), ("pc", "backprop"))
 TOY_VARIANTS = (("backprop", "Backprop"), ("predictive-coding", "Predictive coding"), ("circadian", "Circadian PC"),
-                ("circadian-fixed", "Circadian PC, fixed schedule"))
+                ("circadian-fixed", "Circadian, fixed sleeps"))
 TOY_PAIRS = (("circadian", "predictive-coding"), ("circadian", "backprop"), ("circadian", "circadian-fixed"))
 
 
@@ -233,10 +233,10 @@ def _summary(ctx: ReportContext) -> None:
         ctx.macro(("cpc", k, "distinct", "start"), start, ".1f",
                   source=f"{ctx.profile}:cpc_shift/{profile}-circadian/distinct_start mean")
         distinct = ctx.val("cpc_shift", f"{profile}-circadian", "distinct_end")
-        if end > ctx.val("cpc_shift", f"{profile}-circadian", "hidden_start"):
-            added = end - ctx.val("cpc_shift", f"{profile}-circadian", "hidden_start")
-            ctx.macro(("cpc", k, "new", "distinct", "pct"), 100 * max(distinct - start, 0.0) / max(added, 1e-9), ".0f",
-                      source=f"{ctx.profile}:cpc_shift {profile}-circadian (distinct_end - distinct_start) / units added x 100")
+        added = end - ctx.val("cpc_shift", f"{profile}-circadian", "hidden_start")
+        ctx.macro(("cpc", k, "new", "distinct", "pct"), 100 * max(distinct - start, 0.0) / added if added > 0 else 0.0,
+                  ".0f", source=f"{ctx.profile}:cpc_shift {profile}-circadian (distinct_end - distinct_start) / units "
+                  "added x 100 (0 when none was added)")
         d = ctx.paired("cpc_shift", f"{profile}-circadian", f"{profile}-pc", "balanced")
         verdicts.append((label.lower(), d.verdict("above", "below", "indistinguishable from")))
     if verdicts:
@@ -308,7 +308,7 @@ def _toy_table(ctx: ReportContext) -> None:
         ["Model", "Accuracy", "BCE", "Width", "Distinct", "Sleeps", "Splits", "Prunes", "Rollb."], rows,
         caption=("Toy two-cluster comparison: test accuracy and BCE (mean $\\pm$ 95\\% t-interval over "
                  "\\cpcToySeeds{} seeds), final hidden width, distinct units and the circadian events (means)."),
-        label="tab:cpc-toy", align="lcccccccc", size="\\footnotesize"))
+        label="tab:cpc-toy", align="lcccccccc", size="\\footnotesize\\setlength{\\tabcolsep}{3pt}"))
     paired = []
     for a, b in TOY_PAIRS:
         if _has(ctx, "cpc_toy", a) and _has(ctx, "cpc_toy", b):

@@ -181,7 +181,7 @@ def _ablation_table(ctx: ReportContext) -> None:
                  "order) with its 95\\% t-interval and the paired t-test's $p$, and per run the mean sleeps, "
                  "committed splits and prunes, rollbacks, final width and distinct units (incoming weights with "
                  "cosine $>0.999$ counted once)."),
-        label="tab:heads-ablation", align="lcccccccccc", size="\\scriptsize\\setlength{\\tabcolsep}{2.5pt}"))
+        label="tab:heads-ablation", align="lcccccccccc", size="\\scriptsize\\setlength{\\tabcolsep}{2pt}"))
 
 
 # ---- figures ------------------------------------------------------------------------------

@@ -46,24 +46,20 @@ METRIC_WORDS = {"retention.after_phase2": "retention after phase 2", "cl.acc": "
                 "acc.storm.after_storm": "storm, held-out"}
 
 
-def _val(ctx: ReportContext, variant: str, metric: str, what: str = "mean") -> float:
-    return ctx.val(STUDY, variant, metric, what)
-
-
 def _present(ctx: ReportContext) -> list[tuple[str, str]]:
     return [(v, label) for v, label in MODELS if ctx.records_for(STUDY, v)]
 
 
 def _cell(ctx: ReportContext, variant: str, metric: str, name: str, fmt: str = ".3f") -> str:
     """mean +- CI macros of one metric, or an en dash where the model has no such quantity."""
-    if np.isnan(_val(ctx, variant, metric)):
+    if np.isnan(ctx.val(STUDY, variant, metric)):
         return "--"
     return ctx.mean_pm(("plastic", variant, name), STUDY, variant, metric, fmt)
 
 
 def _mean(ctx: ReportContext, variant: str, metric: str, name: str, fmt: str = ".3f") -> str:
     src = f"{ctx.profile}:{STUDY}/{variant}/{metric} mean"
-    return ctx.macro(("plastic", variant, name), _val(ctx, variant, metric), fmt, source=src)
+    return ctx.macro(("plastic", variant, name), ctx.val(STUDY, variant, metric), fmt, source=src)
 
 
 def _setting(ctx: ReportContext) -> dict[str, Any]:
@@ -161,7 +157,7 @@ def _retention_table(ctx: ReportContext, models: list[tuple[str, str]], pubm: di
             _cell(ctx, variant, "acc.phase2.after_phase2", "p2 after p2 ci"),
             _cell(ctx, variant, "cl.acc", "cl acc"),
         ])
-        frame.append({"model": variant, **{m: _val(ctx, variant, m) for m in (
+        frame.append({"model": variant, **{m: ctx.val(STUDY, variant, m) for m in (
             "acc.phase1.after_phase1", "acc.phase1.after_phase2", "retention.after_phase2", "retention_core.after_phase2",
             "acc.phase1@core.after_phase2", "acc.phase2.after_phase2", "acc.phase1.after_storm", "retention.after_storm",
             "cl.acc", "cl.bwt", "cl.forgetting")}})
@@ -179,7 +175,7 @@ def _retention_table(ctx: ReportContext, models: list[tuple[str, str]], pubm: di
             "of the \\plasticStream{} samples of the stream (\\plasticMemoryPct\\%, the prototype's "
             "\\plasticPublishedMemory{} of \\plasticPublishedStream). The published rows are the prototype's "
             "CIFAR-10 claims, which do not say whether retention is an accuracy or a ratio."),
-        label="tab:plastic-retention", size=r"\footnotesize"))
+        label="tab:plastic-retention", size=r"\footnotesize\setlength{\tabcolsep}{2.5pt}"))
 
 
 def _storm_table(ctx: ReportContext, models: list[tuple[str, str]], pubm: dict[str, str]) -> None:
@@ -194,7 +190,7 @@ def _storm_table(ctx: ReportContext, models: list[tuple[str, str]], pubm: dict[s
             _cell(ctx, variant, "context_energy.spike", "spike", ".2f"),
             _cell(ctx, variant, "core_drift.storm", "drift storm"),
         ])
-        frame.append({"model": variant, **{m: _val(ctx, variant, m) for m in (
+        frame.append({"model": variant, **{m: ctx.val(STUDY, variant, m) for m in (
             "acc.storm.after_storm", "acc.storm_train.after_storm", "storm_gap", "acc.phase1.after_storm",
             "retention.after_storm", "sparsity", "context_energy.storm", "context_energy.spike", "core_drift.phase2",
             "core_drift.storm", "births.storm")}})
@@ -212,14 +208,14 @@ def _storm_table(ctx: ReportContext, models: list[tuple[str, str]], pubm: dict[s
             "the two phases before. Core drift: $\\lVert W_{\\text{end}}-W_{\\text{start}}\\rVert/\\lVert "
             "W_{\\text{start}}\\rVert$ over the storm of the core weights (triarchic), the mature encoder rows "
             "(plastic brain) or the weights (linear head). Mean $\\pm$ 95\\% t-interval."),
-        label="tab:plastic-storm", size=r"\footnotesize"))
+        label="tab:plastic-storm", size=r"\footnotesize\setlength{\tabcolsep}{2.5pt}"))
 
 
 def _adaptation_table(ctx: ReportContext, models: list[tuple[str, str]], pubm: dict[str, str]) -> None:
     rows, frame = [], []
     for variant, label in models:
         rows.append([label, *(_cell(ctx, variant, f"adapt_steps.{p}", f"adapt {p}", ".1f") for p in PHASES)])
-        frame.append({"model": variant, **{p: _val(ctx, variant, f"adapt_steps.{p}") for p in PHASES}})
+        frame.append({"model": variant, **{p: ctx.val(STUDY, variant, f"adapt_steps.{p}") for p in PHASES}})
     rows.append([r"\emph{Prototype, published}", "--", f"$\\le${pubm['adapt']}", "--"])
     ctx.write_csv("plastic_adaptation", pd.DataFrame(frame))
     ctx.write_table("plastic_adaptation", latex_table(
@@ -268,7 +264,7 @@ def _quoted(ctx: ReportContext, models: list[tuple[str, str]], pub: dict[str, An
     if "plastic-brain" in variants:
         _mean(ctx, "plastic-brain", "births.storm", "births storm", ".0f")
     if "naive-linear" in variants:
-        below = _val(ctx, "naive-linear", "retention.after_phase2") < pub["retention"]["naive_below"]
+        below = ctx.val(STUDY, "naive-linear", "retention.after_phase2") < pub["retention"]["naive_below"]
         ctx.macro(("plastic", "naive", "verdict"), "in line with" if below else "unlike",
                   source=f"{ctx.profile}: naive-linear retention.after_phase2 vs published naive bound")
 
