@@ -269,9 +269,9 @@ def _shift_paired(ctx: ReportContext) -> None:
                     continue
                 prefix = ("cpc", _key(profile), a, "minus", b, metric)
                 cells = paired_cells(ctx, prefix, d, f"{ctx.profile}:cpc_shift {va} - {vb} {metric}")
-                ctx.macro((*prefix, "wins"), d.wins, "d", source=f"{ctx.profile}:cpc_shift {va} - {vb}: seeds ahead")
-                ctx.macro((*prefix, "verdict"), d.verdict("above", "below", "indistinguishable from"),
-                          source=f"{ctx.profile}:cpc_shift {va} - {vb} {metric}: sign of the 95% CI")
+                if a == "circadian" and metric == "balanced":  # the comparisons the text puts in words
+                    ctx.macro((*prefix, "verdict"), d.verdict("above", "below", "indistinguishable from"),
+                              source=f"{ctx.profile}:cpc_shift {va} - {vb} {metric}: sign of the 95% CI")
                 rows.append([label if first else "", f"{names[a]} $-$ {names[b]}, {metric}", *cells])
                 first = False
     paired_table(ctx, "cpc_paired", rows, caption="Continual shift: every comparison the text states.",
