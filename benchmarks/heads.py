@@ -167,7 +167,7 @@ def circadian_overhead(x: torch.Tensor, y: torch.Tensor, in_dim: int, args: argp
     head.set_holdout(x[ho], y[ho])
     fit(head, x[tr], y[tr], epochs=epochs, batch_size=study["batch_size"],
         generator=torch.Generator().manual_seed(args.seed))
-    s = head.stats()
+    s = {**head.stats(), **head.timings()}  # counters (deterministic) and wall-clock times
     overhead = s["sleep_s"] / max(s["wake_s"], 1e-12)
     return {
         "config": f"params.yaml profiles.{args.profile}.studies.{study_name}, variant {variant}",
