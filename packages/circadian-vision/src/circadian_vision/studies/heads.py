@@ -111,6 +111,19 @@ def _standardize(x_train: torch.Tensor, *others: torch.Tensor) -> list[torch.Ten
     return [(t - mean) / std for t in (x_train, *others)]
 
 
+def _metrics(head: Any, final: dict[str, float], params_start: int, finetune: bool) -> dict[str, float | None]:
+    """The record's metrics: deterministic values only (the circadian counters are null for other heads)."""
+    stats = head.stats()
+    return {
+        "accuracy": final["accuracy"],
+        "cross_entropy": final["cross_entropy"],
+        "params": float(head.param_count()),
+        "params_start": float(params_start),
+        "backbone_params": float(sum(p.numel() for p in head.backbone.parameters())) if finetune else None,
+        **{k: stats.get(k) for k in CIRCADIAN_METRICS},
+    }
+
+
 def run(
     config: dict[str, Any],
     *,
@@ -175,15 +188,7 @@ def run(
     x_lat = featurize(x_te[: cfg.latency_batch]) if featurize is not None else x_te
     latency = inference_latency(head, x_lat, batch_size=cfg.latency_batch, repeats=cfg.latency_repeats)
 
-    stats = head.stats()
-    metrics: dict[str, float | None] = {
-        "accuracy": final["accuracy"],
-        "cross_entropy": final["cross_entropy"],
-        "params": float(head.param_count()),
-        "params_start": float(params_start),
-        "backbone_params": float(sum(p.numel() for p in head.backbone.parameters())) if finetune else None,
-        **{k: stats.get(k) for k in CIRCADIAN_METRICS},
-    }
+    metrics = _metrics(head, final, params_start, finetune)
     info = HeadsInfo(
         features={"key": fs.key, "spec": fs.spec, "extract": fs.info, "cache_bypassed": finetune},
         split={"train": len(train_idx), "holdout": len(hold_idx), "test": len(y_te)},
