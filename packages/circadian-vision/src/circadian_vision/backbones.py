@@ -37,7 +37,7 @@ FORMAT = "circadian_vision.backbone/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESNETS = {"resnet18": 512, "resnet50": 2048}
-WEIGHTS = ("none", "imagenet")
+WEIGHTS = ("none", "imagenet", "random")  # none and random: random init (the smoke profile says random)
 
 
 class BackboneUnavailableError(RuntimeError):
@@ -152,7 +152,8 @@ def _imagenet_state_dict(name: str, *, progress: bool = True) -> tuple[dict[str,
     prefix = file_name.rsplit("-", 1)[-1].split(".")[0]  # torchvision names files <arch>-<sha256[:8]>.pth
     by_hand = (
         f"download {url} on a machine with network access and place it at {cached}, "
-        f"or use weights: none, or run the mini profile (its digits_cnn backbone needs no network)"
+        f"or use weights: none or random (random init, as the smoke profile does), or run the mini profile "
+        "(its digits_cnn backbone needs no network)"
     )
     if cached.exists():
         digest = file_digest(cached, "sha256")
@@ -181,7 +182,7 @@ def build_backbone(
 ) -> Backbone:
     """A torchvision ResNet without its classifier (``fc`` is the identity), as a :class:`Backbone`.
 
-    ``weights``: ``none`` (random init, seeded by the caller) or ``imagenet``. ``image_size``
+    ``weights``: ``none`` or ``random`` (random init, seeded by the caller) or ``imagenet``. ``image_size``
     resizes inputs (e.g. 224 for ImageNet weights on 32x32 CIFAR); None keeps them as they are.
     """
     import torchvision
