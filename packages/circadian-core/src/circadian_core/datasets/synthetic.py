@@ -12,8 +12,8 @@ period jitter, and pixel noise. So:
 * it survives the paper's augmentation: a random translation is a phase change, and orientations
   lie in [0, 90] degrees, so a horizontal flip (angle -> 180 - angle) never turns one class into
   another; colour inversion (the plastic study's storm, ``255 - x``) is a phase shift too;
-* a plain fine-tune learns it: a narrow ResNet-18 reaches >= 90% test accuracy on
-  ``synthetic-cifar10`` in one epoch of 300 steps (tests/test_smoke_datasets.py).
+* a plain fine-tune learns it: hal's GroupNorm ResNet-18 at width 16 reaches >= 90% test accuracy
+  on ``synthetic-cifar10`` in one epoch of 150 steps of 32 (tests/test_smoke_datasets.py).
 
 Loaders take the real loaders' keyword arguments (``root``, ``train_size``, ``test_size``,
 ``subset_seed``), so a config swaps ``cifar10`` for ``synthetic-cifar10`` and nothing else.
