@@ -130,3 +130,13 @@ def test_one_sided_target_entries_are_checked(tmp_path):
         load_targets("smoke", _write(tmp_path, [{"study": "s", "variant": "v", "metric": "m"}]))
     with pytest.raises(ConfigError, match="together"):
         load_targets("smoke", _write(tmp_path, [{"study": "s", "variant": "v", "metric": "m", "expected": 1.0}]))
+
+
+@pytest.mark.parametrize("profile", ["smoke", "smoke-cpu"])
+def test_smoke_inputs_agree_between_artifacts_and_cells(profile):
+    """The base eval scores the cells' night (its cache key) and the plastic cache holds the cells' data."""
+    p = dag.load_profile(profile)
+    night = p.artifacts["circadia_base_eval"].config["night"]
+    assert all(p.studies["circadia"].config(v)["night"] == night for v in ("full",))
+    plastic = p.studies["plastic"]
+    assert plastic.config("plastic-brain")["data"]["dataset"] == p.artifacts[plastic.needs[0]].config["dataset"]
