@@ -218,8 +218,8 @@ def benchmark_steps(mode: Mode, out: Path) -> list[tuple[Step, float, Path]]:
 # the headline numbers of each benchmark's JSON (dotted paths into the file it writes), for the summary
 HEADLINES = {
     "hal_speed": ["wake.images_per_s", "nrem_merge.ms", "batch_new", "batch_replayed"],
-    "circadia_1p7b": ["ours.tokens_per_s", "bare_peft.tokens_per_s", "speedup"],
-    "circadia_135m": ["ours.tokens_per_s", "bare_peft.tokens_per_s", "speedup"],
+    "circadia_1p7b": ["train.ours.tokens_per_s", "train.bare_peft.tokens_per_s", "train.speedup", "train.same_objective"],
+    "circadia_135m": ["train.ours.tokens_per_s", "train.bare_peft.tokens_per_s", "train.speedup", "train.same_objective"],
     "heads_speed": ["cached.samples_per_s", "on_the_fly.samples_per_s", "speedup", "extract.images_per_s"],
     "heads_suite": ["wall_s", "target_wall_s", "meets_target"],
 }
