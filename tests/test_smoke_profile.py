@@ -85,7 +85,7 @@ def test_both_engines_name_the_same_smoke_runs(profile):
     dvc = {next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])}
     assert set(snake) == dvc
     assert {path for path, rule in snake.items() if rule == "run_cell"} == set(p.run_paths())
-    dry = run([str(BIN / "snakemake"), "-n", "--cores", "4", f"{p.results}/targets.json",
+    dry = run([str(BIN / "snakemake"), "-n", "--forceall", "--cores", "4", f"{p.results}/targets.json",
                "--config", f"profile={profile}"], ROOT)
     assert "artifact_circadia_llm_random" in dry.stdout and "targets" in dry.stdout
 
