@@ -55,3 +55,16 @@ def test_learning_checks_use_the_records_there_are():
 def test_the_scripts_parse():
     for script in ("gpu_check.sh", "prepare_gpu_wheels.sh"):
         subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)], check=True)
+
+
+def test_a_step_past_its_limit_ends_with_everything_it_started(tmp_path):
+    """The smoke DAG's time limit must also end the jobs snakemake started (they would skew the benchmarks)."""
+    gc = _gpu_check()
+    marker = tmp_path / "child-still-running"
+    cmd = ["bash", "-c", f"(sleep 3; touch {marker}) & sleep 30"]
+    step = gc.run_step(gc.Step("slow", cmd), 1, tmp_path)
+    assert step.rc == 124 and step.wall_s < 10
+    import time
+
+    time.sleep(3.5)
+    assert not marker.exists()
