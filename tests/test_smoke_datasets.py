@@ -23,6 +23,28 @@ def test_stand_ins_have_cifars_shape_and_splits(name, classes):
     assert np.bincount(d.y_test, minlength=classes).tolist() == [2] * classes
 
 
+@pytest.mark.parametrize(("name", "shape", "sizes"), [("synthetic-mnist", (28, 28), (60_000, 10_000)),
+                                                     ("synthetic-svhn", (32, 32, 3), (73_257, 26_032))])
+def test_other_stand_ins_have_their_sets_shape(name, shape, sizes, monkeypatch):
+    import circadian_core.datasets.synthetic as synthetic
+
+    asked = []
+    real = synthetic._split
+
+    def small(num_classes, n, *args):  # record the size asked for, generate 30 rows
+        asked.append(n)
+        return real(num_classes, min(n, 30), *args)
+
+    monkeypatch.setattr(synthetic, "_split", small)
+    d = load_dataset(name, train_size=None)  # None: the real set's size
+    assert tuple(asked) == sizes
+    assert d.x_train.shape[1:] == shape and d.x_train.dtype == np.uint8 and d.num_classes == 10
+
+
+def test_svhn_stand_in_has_other_classes_than_cifar10s():
+    assert not set(class_attributes(20)[10:]) & set(class_attributes(10))
+
+
 def test_stand_ins_are_seeded():
     a = load_dataset("synthetic-cifar10", train_size=50, test_size=20)
     b = load_dataset("synthetic-cifar10", train_size=50, test_size=20)
