@@ -79,10 +79,17 @@ def populate(repo: Path, results: Path | None) -> int:
     return copied
 
 
-def prepare(rev: str, where: Path, results: Path | None) -> dict[str, Any]:
-    repo = where / rev
+def prepare(rev: str, where: Path, results: Path | None, generator: str | None = None) -> dict[str, Any]:
+    """A clone at ``rev``; with ``generator``, its dvc.yaml is rewritten by ``generator``'s dvcgen.py
+    (the same params and DAG through an older generator: a like-for-like comparison)."""
+    repo = where / (f"{rev}+dvcgen@{generator}" if generator else rev)
     sh(["git", "clone", "-q", str(ROOT), str(repo)], where)
     sh(["git", "checkout", "-q", rev], repo)
+    if generator:
+        old = sh(["git", "show", f"{generator}:pipelines/scripts/dvcgen.py"], repo).stdout
+        (repo / "pipelines/scripts/dvcgen.py").write_text(old)
+        shutil.rmtree(repo / "pipelines/dvc", ignore_errors=True)
+        sh([sys.executable, "-m", "pipelines.scripts.dvcgen"], repo)
     copied = populate(repo, results)
     sh([str(BIN / "dvc"), "commit", "--force", "--quiet", "dvc.yaml"], repo)
     stages = len(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
@@ -104,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--baseline", default="fbdad49", help="revision to compare with (default: before issue 13)")
     ap.add_argument("--rev", default="HEAD", help="revision measured against the baseline")
+    ap.add_argument("--baseline-generator", metavar="REV", help="instead of --baseline: HEAD's params and DAG "
+                    "written by REV's dvcgen.py (e.g. fbdad49, before issue 13)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--results", type=Path, help="a results/ folder of a real run to copy outputs from")
     ap.add_argument("--out", type=Path, default=ROOT / "results/benchmarks/dvc_noop.json")
@@ -111,9 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     from circadian_core.record import benchmark_header
 
     load_before, started = os.getloadavg()[0], time.perf_counter()
-    revs = [args.baseline, args.rev]
     with tempfile.TemporaryDirectory(prefix="dvc-noop-") as tmp:
-        repos = {rev: prepare(rev, Path(tmp), args.results) for rev in revs}
+        if args.baseline_generator:
+            base = f"{args.rev} with dvcgen of {args.baseline_generator}"
+            repos = {base: prepare(args.rev, Path(tmp), args.results, args.baseline_generator)}
+        else:
+            base = args.baseline
+            repos = {base: prepare(base, Path(tmp), args.results)}
+        repos[args.rev] = prepare(args.rev, Path(tmp), args.results)
+        revs = [base, args.rev]
         samples: dict[str, dict[str, list[tuple[float, float]]]] = {r: {c: [] for c in COMMANDS} for r in revs}
         noop = {}
         for _ in range(args.repeats):
