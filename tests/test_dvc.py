@@ -62,10 +62,12 @@ def test_each_profile_is_its_own_pipeline(repo):
 
 
 def test_every_knob_reaches_exactly_its_cells(repo):
-    """A variant's value, an inherited base value (extends) and the device are all tracked: after the
-    configs stage, `dvc status` names exactly the cells whose resolved config changed."""
+    """A variant's value, an inherited base value (extends), the device and the code are all tracked:
+    after the configs stage, `dvc status` names exactly the cells whose resolved config changed."""
     params = repo / "params.yaml"
     original = params.read_text()
+    code = repo / "tests" / "toy_artifact.py"
+    code_text = code.read_text()
     try:
         params.write_text(original.replace("shrink: 0.5}", "shrink: 0.6}"))
         status = dvc(repo, "status", "dvc.yaml", check=False).stdout
@@ -86,8 +88,17 @@ def test_every_knob_reaches_exactly_its_cells(repo):
         dvc(repo, "repro", "configs")
         stale = changed_stages(dvc(repo, "status", "dvc.yaml", check=False).stdout)
         assert {"artifact-toy_prior", "run-toy-plain-s1", "run-toy_copy-only-s1"} <= stale
+        params.write_text(original)
+        # code is a knob too: the configs fingerprint each entry's source folder (here tests/)
+        code.write_text(code_text + "# an edit\n")
+        status = dvc(repo, "status", "dvc.yaml", check=False).stdout
+        assert "configs" in changed_stages(status) and "tests" in status
+        dvc(repo, "repro", "configs")
+        stale = changed_stages(dvc(repo, "status", "dvc.yaml", check=False).stdout)
+        assert {"artifact-toy_prior", "run-toy-plain-s1", "run-toy_copy-only-s1"} <= stale
     finally:
         params.write_text(original)
+        code.write_text(code_text)
         dvc(repo, "repro", "configs")
     assert not {s for s in changed_stages(dvc(repo, "status", "dvc.yaml", check=False).stdout) if s.startswith("run-")}
 

@@ -119,3 +119,26 @@ def test_extends_resolves_in_the_profile_being_run(tmp_path, monkeypatch):
     monkeypatch.setattr(dag, "PARAMS", params)
     assert dag.load_profile("a").studies["copy"].config("only") == {"n_tasks": 5, "shrink": 0.5}
     assert dag.load_profile("b").studies["copy"].config("only") == {"n_tasks": 3, "shrink": 0.5}
+
+
+def test_code_fingerprint_follows_the_source_not_bytecode(tmp_path):
+    from pipelines.scripts.dvc_configs import fingerprint
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    first = fingerprint("pkg", tmp_path)
+    fingerprint.cache_clear()
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (pkg / "sub" / "b.pyc").write_bytes(b"\0")
+    assert fingerprint("pkg", tmp_path) == first  # running the code changes nothing
+    fingerprint.cache_clear()
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    assert fingerprint("pkg", tmp_path) != first
+    fingerprint.cache_clear()
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    (pkg / "sub" / "c.py").write_text("")
+    assert fingerprint("pkg", tmp_path) != first  # a new module counts
+

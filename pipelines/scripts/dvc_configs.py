@@ -1,15 +1,18 @@
-"""Stage ``configs``: one JSON file per (study, variant) and per artifact with everything that decides
-its output, resolved from params.yaml (inheritance, profile chain, ``extends``) by pipelines/dag.py.
+"""Stage ``configs``: one JSON file per (study, variant) and per artifact holding everything that
+decides its output: the resolved config (inheritance, profile chain, ``extends``: pipelines/dag.py),
+entry, device, threads, and a fingerprint of the code that runs it.
 
 ``python -m pipelines.scripts.dvc_configs --profile mini`` writes ``results/<profile>/configs/``:
 
-* ``studies/<study>/<variant>.json``: entry, device, threads and the variant's full config;
-* ``artifacts/<name>.json``: entry, device, threads, needs and the artifact's config.
+* ``studies/<study>/<variant>.json`` (all seeds of the variant share it);
+* ``artifacts/<name>.json``.
 
 Why a stage: DVC reads a stage's ``params:`` by parsing params.yaml once per stage (about 60 ms
-each, 9 s for the mini DAG). Here only this stage tracks params.yaml (every key of the profile,
-seeds and device included); each cell and artifact stage depends on its own small file instead,
-so ``dvc exp run -S <key>=<value>`` reruns exactly the cells whose resolved config changed.
+each, 9 s for a 137-stage DAG), and rebuilds the hash of a directory dependency once per stage
+that lists it. Here only this stage tracks params.yaml (every key of the profile, seeds and device
+included) and the package sources; each cell and artifact depends on its own small file instead,
+so ``dvc exp run -S <key>=<value>`` or an edit of one package reruns exactly the cells whose file
+changed, and a no-op ``dvc repro`` stays a few seconds.
 
 The stage also refuses to run when the pipeline file of the profile no longer matches params.yaml
 (a seed, variant, study or artifact added or removed): DVC's stage list is fixed when it loads
@@ -19,14 +22,63 @@ the file, so the fix is to regenerate it (``make dvc-yaml``) and rerun.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import shutil
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from circadian_core.config import ConfigError
 from circadian_core.record import write_json_atomic
 from pipelines.dag import ROOT, Profile, load_profile, resources
+
+CORE_SOURCE = "packages/circadian-core/src/circadian_core"
+CELL_RUNNER = "pipelines/scripts/run_cell.py"
+ARTIFACT_BUILDER = "pipelines/scripts/build_artifact.py"
+# what never belongs to a package's source (as in .dvcignore): bytecode and install metadata
+IGNORED_DIRS = {"__pycache__", ".pytest_cache"}
+IGNORED_SUFFIXES = (".pyc", ".pyo")
+
+
+def package_source(entry: str) -> str:
+    """'circadian_vision.studies.x:run' -> 'packages/circadian-vision/src/circadian_vision'."""
+    top = entry.split(":", 1)[0].split(".", 1)[0]
+    for path in (f"packages/{top.replace('_', '-')}/src/{top}", top):
+        if (ROOT / path).is_dir():
+            return path
+    raise FileNotFoundError(f"entry {entry!r}: no source folder packages/.../src/{top} or {top}/")
+
+
+@cache
+def fingerprint(rel: str, root: Path = ROOT) -> str:
+    """sha256 of a source file, or of a folder's files (relative names and contents, sorted),
+    without bytecode and install metadata: it changes exactly when the code does."""
+    path = root / rel
+    h = hashlib.sha256()
+    if path.is_file():
+        h.update(path.read_bytes())
+        return h.hexdigest()
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS and not d.endswith(".egg-info"))
+        for name in sorted(filenames):
+            if name.endswith(IGNORED_SUFFIXES) or name == ".DS_Store":
+                continue
+            file = Path(dirpath) / name
+            h.update(file.relative_to(path).as_posix().encode() + b"\0")
+            h.update(hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def code_of(*paths: str) -> dict[str, str]:
+    return {rel: fingerprint(rel) for rel in paths}
+
+
+def code_sources(profile: Profile) -> list[str]:
+    """Every source folder or file some config file of the profile fingerprints (the configs stage's deps)."""
+    entries = [s.entry for s in profile.studies.values()] + [a.entry for a in profile.artifacts.values()]
+    return sorted({CORE_SOURCE, CELL_RUNNER, ARTIFACT_BUILDER, *(package_source(e) for e in entries)})
 
 
 def config_dir(profile: Profile) -> str:
@@ -55,6 +107,7 @@ def cell_configs(profile: Profile) -> dict[str, dict[str, Any]]:
                 "threads": resources(study.resources)["threads"],
                 "needs": list(study.needs),
                 "config": study.config(variant),
+                "code": code_of(CORE_SOURCE, CELL_RUNNER, package_source(study.entry)),
             }
     return out
 
@@ -69,6 +122,7 @@ def artifact_configs(profile: Profile) -> dict[str, dict[str, Any]]:
             "threads": resources(art.resources)["threads"],
             "needs": list(art.needs),
             "config": art.config,
+            "code": code_of(CORE_SOURCE, ARTIFACT_BUILDER, package_source(art.entry)),
         }
         for art in profile.artifacts.values()
     }

@@ -30,11 +30,14 @@ import yaml
 
 from circadian_core.config import ConfigError
 from pipelines.dag import PARAMS, ROOT, Profile, _raw, load_profile, profile_chain
-from pipelines.scripts.dvc_configs import artifact_config_path, cell_config_path, config_dir
+from pipelines.scripts.dvc_configs import (
+    artifact_config_path,
+    cell_config_path,
+    code_sources,
+    config_dir,
+)
 from pipelines.scripts.dvc_metrics import metrics_path, plot_path, summary_path
 
-# pipelines/dag.py is a dependency of the configs stage only: what it resolves is in each config file
-CORE_DEPS = ["packages/circadian-core/src/circadian_core"]
 PAPER_DEPS = ["paper/main.tex", "paper/sections", "paper/refs.bib", "pipelines/scripts/build_paper.py"]
 SUBDIR = "pipelines/dvc"
 PLOT_TEMPLATE = "metric_bars"  # .dvc/plots/metric_bars.json
@@ -44,15 +47,6 @@ HEADER = (
     "# Do not edit: change params.yaml and rerun `make dvc-yaml` (make repro does it for you).\n"
     "# {how}\n"
 )
-
-
-def package_source(entry: str) -> str:
-    """'circadian_vision.studies.x:run' -> 'packages/circadian-vision/src/circadian_vision'."""
-    top = entry.split(":", 1)[0].split(".", 1)[0]
-    for path in (f"packages/{top.replace('_', '-')}/src/{top}", top):
-        if (ROOT / path).is_dir():
-            return path
-    raise FileNotFoundError(f"entry {entry!r}: no source folder packages/.../src/{top} or {top}/")
 
 
 def cell_stage_name(study: str, variant: str, seed: int) -> str:
@@ -112,7 +106,13 @@ def _stages(profile: Profile) -> dict[str, Any]:
     stages: dict[str, Any] = {
         "configs": {
             "cmd": f"{py} -m pipelines.scripts.dvc_configs --profile {name}",
-            "deps": ["pipelines/dag.py", "pipelines/scripts/dvc_configs.py", "pipelines/scripts/dvcgen.py"],
+            # what each config file holds: params, the resolution code and the fingerprinted sources
+            "deps": [
+                "pipelines/dag.py",
+                "pipelines/scripts/dvc_configs.py",
+                "pipelines/scripts/dvcgen.py",
+                *code_sources(profile),
+            ],
             "params": tracked_params(name),
             "outs": [config_dir(profile)],
         }
@@ -122,13 +122,7 @@ def _stages(profile: Profile) -> dict[str, Any]:
             continue  # built by the pipeline of the profile it is inherited from
         stages[f"artifact-{art.name}"] = {
             "cmd": f"{py} -m pipelines.scripts.build_artifact {art.name} --profile {name}",
-            "deps": [
-                *CORE_DEPS,
-                "pipelines/scripts/build_artifact.py",
-                package_source(art.entry),
-                artifact_config_path(profile, art.name),
-                *profile.artifact_paths(art.needs),
-            ],
+            "deps": [artifact_config_path(profile, art.name), *profile.artifact_paths(art.needs)],
             "outs": [art.out],
         }
     runs = []
@@ -138,13 +132,8 @@ def _stages(profile: Profile) -> dict[str, Any]:
         runs.append(out)
         stages[cell_stage_name(cell.study, cell.variant, cell.seed)] = {
             "cmd": f"{py} -m pipelines.scripts.run_cell {cell.study} {cell.variant} {cell.seed} --profile {name}",
-            "deps": [
-                *CORE_DEPS,
-                "pipelines/scripts/run_cell.py",
-                package_source(study.entry),
-                cell_config_path(profile, cell.study, cell.variant),
-                *profile.artifact_paths(study.needs),
-            ],
+            # its config file fingerprints its code too (package, circadian_core, run_cell.py)
+            "deps": [cell_config_path(profile, cell.study, cell.variant), *profile.artifact_paths(study.needs)],
             "outs": [out],
         }
     report_deps = ["pipelines/reports", *runs]
