@@ -64,7 +64,7 @@ def test_check_catches_a_number_missing_from_the_pdf(built, tmp_path):
 
 def test_rerun_of_one_seed_reruns_only_it_and_its_dependents(built):
     out = run([str(BIN / "snakemake"), "-n", "--forcerun", "results/toy/runs/toy/plain/seed1.json"], built).stdout
-    assert job_counts(out) == {"run_cell": 1, "aggregate": 1, "targets": 1, "figures": 1, "paper": 1, "all": 1}
+    assert job_counts(out) == {"run_cell": 1, "aggregate": 1, "dvc_metrics": 1, "targets": 1, "figures": 1, "paper": 1, "all": 1}
     assert "Nothing to be done" in run([str(BIN / "snakemake"), "-n"], built).stdout
 
 
@@ -98,9 +98,11 @@ def test_dvc_repro_then_noop_and_minimal_rerun(tmp_path_factory):
     snake = str(BIN / "snakemake")
     assert "Nothing to be done" in run([snake, "-n"], repo).stdout
     forced = run([snake, "-n", "--forcerun", "results/toy/runs/toy/plain/seed2.json"], repo).stdout
-    assert job_counts(forced) == {"run_cell": 1, "aggregate": 1, "targets": 1, "figures": 1, "paper": 1, "all": 1}
+    assert job_counts(forced) == {"run_cell": 1, "aggregate": 1, "dvc_metrics": 1, "targets": 1, "figures": 1, "paper": 1, "all": 1}
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("shrink: 0.5", "shrink: 0.6"))
+    assert "configs:" in run([dvc, "status"], repo).stdout  # the one stage that reads params.yaml
+    run([dvc, "repro", "configs"], repo)  # rewrites the resolved configs: the cells follow
     changed = run([dvc, "status"], repo).stdout
     stale = {line.strip().rstrip(":") for line in changed.splitlines() if line and not line.startswith(("\t", " "))}
     assert {"run-toy-shrunk-s1", "run-toy-shrunk-s2"} <= stale

@@ -49,11 +49,12 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> 
 
 
 def make_toy_repo(dest: Path) -> Path:
-    """A scratch copy of the workflow (Snakefile, pipelines, paper) with the toy study as its params."""
+    """A scratch copy of the workflow (Snakefile, pipelines, paper) with the toy study as its params
+    (without pipelines/dvc/: those DVC pipelines belong to the real params.yaml's profiles)."""
     for name in ("Snakefile", "pipelines", "paper", "packages/circadian-core/src"):
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "generated", "build", "*.egg-info"))
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "generated", "build", "*.egg-info", "dvc"))
         else:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
