@@ -114,7 +114,7 @@ def test_weight_space_lora_is_peft_lora():
     ours, theirs = model_with_lora("class", impl="weight").double(), model_with_lora("class", impl="peft").double()
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        for (name, a), (_, b) in zip(lora_layers(ours), lora_layers(theirs)):
+        for (_, a), (_, b) in zip(lora_layers(ours), lora_layers(theirs)):
             b.get_base_layer().weight.copy_(a.get_base_layer().weight)
             _a(a).copy_(torch.randn(_a(a).shape, generator=g, dtype=torch.float64))
             _b(a).copy_(torch.randn(_b(a).shape, generator=g, dtype=torch.float64) * 0.1)

@@ -8,7 +8,6 @@ import torch
 from hal_sleep_wake.config import METHODS
 from hal_sleep_wake.learner import Learner
 from hal_sleep_wake.methods import get_method, method_names
-from hal_sleep_wake.methods.agem import _grad
 from hal_sleep_wake.plan import METHOD_TEXT
 from hal_sleep_wake.studies import metrics_of
 

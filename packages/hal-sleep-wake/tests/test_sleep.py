@@ -7,7 +7,6 @@ import torch
 from hal_sleep_wake.learner import Learner
 from hal_sleep_wake.sleep import distill_loss, make_dreams, same_task_partners
 
-
 OFF = {"nrem": False, "rem": False, "reset_optimizer": False}
 
 

@@ -22,7 +22,6 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hal_sleep_wake.config import HALConfig

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
     """``T^2 * mean_b KL(softmax(teacher/T) || softmax(student/T))`` over the logits in ``mask`` only.
 

@@ -121,6 +121,7 @@ def run(
 
     cfg = load_config(config)
     dev = torch.device(device)
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     seq = _load(cfg, artifacts).to(dev)
     timings: dict[str, float] = {"load_s": time.perf_counter() - t0}
@@ -158,6 +159,8 @@ def run(
         timings["wake_images_per_s"] = wake_images / wake_s  # new images (replayed ones not counted)
     if merges:
         timings["merge_ms"] = 1000 * merge_s / merges
+    # CPU seconds of this process: the cell's single-thread cost even when other work shares the machine
+    timings["cpu_s"] = time.process_time() - cpu0
     metrics = metrics_of(views, continual)
     info = HALInfo(tasks=seq.names, classes_per_task=seq.head_sizes, train_sizes=[len(y) for y in seq.y_train],
                    test_sizes=[len(y) for y in seq.y_test], image_shape=list(seq.item_shape), method=cfg.method,
