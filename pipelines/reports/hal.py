@@ -269,8 +269,11 @@ def _comparisons(ctx: ReportContext, frame: pd.DataFrame) -> None:
                 d = paired_difference(_by_seed(frame, variant, view, metric), _by_seed(frame, against, view, metric))
                 if d.n == 0:
                     continue
-                ctx.paired_pm(("hal", variant, "vs", against, prefix, metric), d,
-                              source=f"{ctx.profile}:hal {variant} - {against}, {view} {metric},")
+                parts = ("hal", variant, "vs", against, prefix, metric)
+                src = f"{ctx.profile}:hal {variant} - {against}, {view} {metric},"
+                ctx.paired_pm(parts, d, source=src)
+                ctx.macro((*parts, "verdict"), d.verdict("above", "below", "indistinguishable from"),
+                          source=f"{src} paired 95% CI against 0")
 
 
 def _extended_table(ctx: ReportContext, recs: list[TypedRecord[Any, Any]]) -> None:

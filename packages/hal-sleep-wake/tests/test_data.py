@@ -77,3 +77,19 @@ def test_zero_padding_is_black_pixels_and_reflect_mirrors():
     norm = Normalizer([0.5], [0.25], 1)
     assert norm(torch.full((1, 1, 1, 1), 255, dtype=torch.uint8)).item() == pytest.approx(2.0)
     assert norm.high.item() == pytest.approx(2.0) and norm.low.item() == pytest.approx(-2.0)
+
+
+def test_sequence_wide_loader_args_reach_image_datasets_not_task_lists():
+    from hal_sleep_wake.config import DatasetSpec
+    from hal_sleep_wake.data import loader_args
+
+    cfg = load_config({"data": {"train_size": 500, "test_size": 100, "subset_seed": 3}}).data
+    assert loader_args("cifar10", cfg) == {"train_size": 500, "test_size": 100, "subset_seed": 3}
+    assert loader_args("split_digits", cfg) == {}  # its own arguments only
+    own = DatasetSpec("synthetic-cifar10", {"test_size": 50, "seed": 1})
+    assert loader_args(own, cfg) == {"train_size": 500, "test_size": 50, "subset_seed": 3, "seed": 1}
+    assert loader_args("cifar10", load_config({}).data) == {}  # nothing set: the loader's defaults
+    seq = load_sequence(load_config({"data": {"sequence": ["test-standin-cifar"], "train_size": 30,
+                                              "classes_per_task": 5}}).data)
+    assert CALLS[-1] == {"n_train": 40, "train_size": 30}  # the sequence-wide size reached the loader
+    assert seq.n_tasks == 2

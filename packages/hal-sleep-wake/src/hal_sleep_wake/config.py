@@ -48,6 +48,12 @@ class DataConfig:
     # list (split_digits) gives its tasks; any other dataset is one task, or several with classes_per_task
     sequence: list[str | DatasetSpec] = dataclasses.field(default_factory=lambda: ["split_digits"])
     classes_per_task: int | None = bounded(None, low=1)  # split each dataset into tasks of this many classes
+    # loader arguments for every image dataset of the sequence (not task lists such as split_digits); an entry's
+    # own args win. Seeded class-stratified subsets (None: all), the draw's seed, the data folder (None: default)
+    train_size: int | None = bounded(None, low=1)
+    test_size: int | None = bounded(None, low=1)
+    subset_seed: int = bounded(0, low=0)
+    root: str | None = None
     image_size: int | None = bounded(None, low=1)  # zero-pad every image (centred) to this size (MNIST 28 -> 32)
     channels: int | None = bounded(None, low=1)  # grey images repeated to this many channels (1 -> 3)
     crop_pad: int = bounded(1, low=0)  # random-translate augmentation: pad by this many pixels, crop back (0: off)

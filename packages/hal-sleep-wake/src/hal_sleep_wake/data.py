@@ -109,12 +109,26 @@ def _slots(y: np.ndarray, labels: list[int], offset: int) -> torch.Tensor:
     return torch.from_numpy(lookup[y])
 
 
-def _load(entry: str | DatasetSpec) -> Any:
+TASK_LISTS = ("split_digits",)  # loaders that return tasks, not one image dataset
+
+
+def loader_args(entry: str | DatasetSpec, cfg: DataConfig) -> dict[str, Any]:
+    """The keywords ``load_dataset`` gets for ``entry``: the sequence-wide ones that are set, then its own."""
+    name = dataset_name(entry)
+    shared: dict[str, Any] = {}
+    if name not in TASK_LISTS:
+        shared = {k: getattr(cfg, k) for k in ("train_size", "test_size", "root") if getattr(cfg, k) is not None}
+        if cfg.train_size is not None or cfg.test_size is not None:
+            shared["subset_seed"] = cfg.subset_seed
+    return {**shared, **({} if isinstance(entry, str) else entry.args)}
+
+
+def _load(entry: str | DatasetSpec, cfg: DataConfig) -> Any:
     import hal_sleep_wake.datasets  # noqa: F401  (registers the seed's further datasets when absent)
     from circadian_core.datasets import load_dataset
 
     name = dataset_name(entry)
-    args = {} if isinstance(entry, str) else dict(entry.args)
+    args = loader_args(entry, cfg)
     try:
         return load_dataset(name, **args)
     except KeyError as err:
@@ -142,7 +156,7 @@ def load_sequence(cfg: DataConfig) -> TaskSequence:
 
     for entry in cfg.sequence:
         name = dataset_name(entry)
-        data = _load(entry)
+        data = _load(entry, cfg)
         if isinstance(data, list):  # a task list (split_digits): tasks as the loader made them
             short = "digits" if name == "split_digits" else name
             for task in data:
@@ -165,7 +179,8 @@ def load_sequence(cfg: DataConfig) -> TaskSequence:
 
 
 # ---- the pipeline artifact ----------------------------------------------------------------------
-SEQUENCE_KEYS = ("sequence", "classes_per_task", "image_size", "channels")
+SEQUENCE_KEYS = ("sequence", "classes_per_task", "image_size", "channels", "train_size", "test_size", "subset_seed",
+                 "root")
 
 
 def build_artifact(config: dict[str, Any], *, out: Path, device: str = "cpu",

@@ -83,6 +83,10 @@ def _view_metrics(prefix: str, name: str) -> tuple[Metric, ...]:
                "fraction", False, True),
         Metric(f"{prefix}_learned", f"{name}: mean accuracy on each task right after learning it (the level each "
                "task was trained to); None for joint training", "fraction", True, True),
+        Metric(f"{prefix}_first_task_learned", f"{name}: accuracy on the first task right after learning it; None "
+               "for joint training", "fraction", True, True),
+        Metric(f"{prefix}_first_task_final", f"{name}: accuracy on the first task after the last", "fraction", True,
+               True),
     )
 
 
@@ -176,7 +180,9 @@ def metrics_of(views: list[ViewResult], continual: bool = True) -> dict[str, flo
         p = SCENARIO_PREFIX[v.view]
         summary = accuracy_matrix_summary(v.matrix)
         metrics[f"{p}_acc"] = summary["acc"]
+        metrics[f"{p}_first_task_final"] = v.matrix[-1][0]
         if continual:
+            metrics[f"{p}_first_task_learned"] = v.matrix[0][0]
             metrics[f"{p}_bwt"] = summary["bwt"]
             metrics[f"{p}_forgetting"] = summary["forgetting"]
             metrics[f"{p}_learned"] = sum(v.matrix[i][i] for i in range(len(v.matrix))) / len(v.matrix)
