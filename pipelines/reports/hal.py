@@ -193,6 +193,9 @@ def _results_table(ctx: ReportContext, frame: pd.DataFrame, study: str = "hal", 
         cells = [label]
         for view, prefix, _ in VIEWS:
             sc = sub[sub["view"] == view]
+            if sc.empty:  # a variant that does not run this scenario
+                cells += ["--"] * 3
+                continue
             for metric, fmt in (("acc", ".3f"), ("bwt", "+.3f"), ("forgetting", ".3f")):
                 src = f"{ctx.profile}:{study}/{variant} {view} {metric} from accuracy matrices"
                 cells.append(_pm(ctx, (study, variant, prefix, metric), sc[metric].tolist(), src, fmt))
@@ -204,7 +207,8 @@ def _results_table(ctx: ReportContext, frame: pd.DataFrame, study: str = "hal", 
                  "matrices, task-incremental (per-task heads, columns 2--4) and class-incremental (one shared masked "
                  f"head, columns 5--7); mean $\\pm$ 95\\% CI over \\{_cmd(study, 'Seeds')}{{}} seeds."),
         label="tab:hal" if study == "hal" else f"tab:{study.replace('_', '-')}", align="lcccccc",
-        notes="Every variant changes one thing: against the baseline (no sleep), or, for the last row, against sleep. "
+        notes="Every variant changes one thing: against the baseline (no sleep), or, for the last row, against sleep; "
+              "--: a variant run class-incremental only. "
               "ACC: mean final accuracy over tasks; BWT: backward transfer (negative = forgetting); forgetting: "
               "Chaudhry et al. Only LoRA adapters train; the base, its norm layers and the heads stay as initialized.",
         size="\\scriptsize"))

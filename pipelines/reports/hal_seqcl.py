@@ -38,14 +38,18 @@ class Row:
     variant: str
     method: str
     buffer: int | None
+    one_forward: bool = False  # DER++ diagnostic: its three batches in one forward pass
 
     @property
     def label(self) -> str:
-        return METHOD_LABELS[self.method] + (f" ({self.buffer})" if self.buffer else "")
+        inside = ", ".join(([str(self.buffer)] if self.buffer else []) + (["one forward"] if self.one_forward else []))
+        return METHOD_LABELS[self.method] + (f" ({inside})" if inside else "")
 
     @property
     def key(self) -> str:
-        """published.yaml key: method, or method-buffer."""
+        """published.yaml key: method, or method-buffer (the diagnostic has none)."""
+        if self.one_forward:
+            return f"{self.method}-{self.buffer}-one-forward"
         return f"{self.method}-{self.buffer}" if self.buffer else self.method
 
 
@@ -54,8 +58,9 @@ def rows_of(recs: list[TypedRecord[Any, Any]]) -> list[Row]:
     seen: dict[str, Row] = {}
     for rec in recs:
         m = rec.settings.method
-        seen.setdefault(rec.variant, Row(rec.variant, m, rec.settings.memory.capacity if m in BUFFERED else None))
-    return sorted(seen.values(), key=lambda r: (METHOD_ORDER.index(r.method), r.buffer or 0))
+        seen.setdefault(rec.variant, Row(rec.variant, m, rec.settings.memory.capacity if m in BUFFERED else None,
+                                         m == "derpp" and rec.settings.der.one_forward))
+    return sorted(seen.values(), key=lambda r: (METHOD_ORDER.index(r.method), r.buffer or 0, r.one_forward))
 
 
 def _pct(d: PairedDifference) -> PairedDifference:
@@ -137,8 +142,8 @@ def _by_seed(frame: pd.DataFrame, variant: str) -> dict[int, float]:
 def _order_check(ctx: ReportContext, frame: pd.DataFrame, rows: list[Row]) -> None:
     """joint > DER++ > ER > SGD in class-IL ACC, each step paired by seed (the smallest buffer run)."""
     pick: dict[str, str] = {}
-    for row in rows:
-        if row.method in ORDER_CHECK and row.method not in pick:
+    for row in rows:  # the smallest buffer, Mammoth's DER++ (three forward passes)
+        if row.method in ORDER_CHECK and row.method not in pick and not row.one_forward:
             pick[row.method] = row.variant
     if any(m not in pick for m in ORDER_CHECK):
         return
@@ -153,6 +158,19 @@ def _order_check(ctx: ReportContext, frame: pd.DataFrame, rows: list[Row]) -> No
         holds.append(d.low > 0)
     ctx.macro(("hal", "seqcl", "order", "holds"), "holds" if all(holds) else "does not hold",
               source=f"{ctx.profile}:hal_seqcl: every step of joint > DER++ > ER > SGD has its CI above 0")
+    one = next((r for r in rows if r.one_forward and r.buffer == rows_buffer(rows, pick["derpp"])), None)
+    if one is not None:  # the diagnostic: DER++ with BatchNorm seeing one batch, against ER and against DER++
+        for other, name in ((pick["er"], "er"), (pick["derpp"], "derpp"), (pick["joint"], "joint")):
+            d = paired_difference(_by_seed(frame, one.variant), _by_seed(frame, other))
+            prefix = ("hal", "seqcl", "one", "forward", "vs", name)
+            ctx.paired_pm(prefix, _pct(d), fmt=".1f",
+                          source=f"{ctx.profile}:hal_seqcl {one.variant} - {other}, class-IL ACC x 100,")
+            ctx.macro((*prefix, "verdict"), d.verdict("above", "below", "indistinguishable from"),
+                      source=f"{ctx.profile}:hal_seqcl {one.variant} vs {other}: paired 95% CI")
+
+
+def rows_buffer(rows: list[Row], variant: str) -> int | None:
+    return next(r.buffer for r in rows if r.variant == variant)
 
 
 def figures(ctx: ReportContext) -> None:

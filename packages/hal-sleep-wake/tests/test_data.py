@@ -91,5 +91,5 @@ def test_sequence_wide_loader_args_reach_image_datasets_not_task_lists():
     assert loader_args("cifar10", load_config({}).data) == {}  # nothing set: the loader's defaults
     seq = load_sequence(load_config({"data": {"sequence": ["test-standin-cifar"], "train_size": 30,
                                               "classes_per_task": 5}}).data)
-    assert CALLS[-1] == {"n_train": 40, "train_size": 30}  # the sequence-wide size reached the loader
+    assert CALLS[-1] == {"n_train": 40, "train_size": 30, "subset_seed": 0}  # the sequence-wide size reached it
     assert seq.n_tasks == 2

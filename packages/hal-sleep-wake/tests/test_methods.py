@@ -142,3 +142,19 @@ def test_lwf_loss_is_cross_entropy_plus_distillation_at_temperature(seq, tiny_cf
     expected = ce + 2.0 * -(p_old * F.log_softmax(z[:, :2] / 3.0, dim=1)).sum(1).mean()
     loss, _ = learner.method.observe(x, y, torch.ones(8, dtype=torch.long), 1, idx)
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_derpp_one_forward_is_the_same_loss_without_batchnorm(seq, tiny_cfg):
+    """The diagnostic only changes what BatchNorm sees: with GroupNorm (per sample) and no augmentation the
+    one-forward loss equals Mammoth's three-forward loss on the same draws."""
+    losses = []
+    for one in (False, True):
+        torch.manual_seed(0)
+        learner = Learner(tiny_cfg(method="derpp", der={"alpha": 0.5, "beta": 0.5, "one_forward": one},
+                                   data={"crop_pad": 0}), seq, "one-head", seed=0)
+        x, y = seq.x_train[0], seq.y_train[0]
+        observe(learner, x[:16], y[:16])
+        with torch.no_grad():
+            learner.memory.logits.add_(1.0)
+        losses.append(observe(learner, x[16:32], y[16:32])[0])
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)

@@ -160,6 +160,9 @@ class DERConfig:
 
     alpha: float = bounded(0.1, low=0.0)
     beta: float = bounded(0.5, low=0.0)
+    # False: three forward passes (new batch, each L1 draw), as Mammoth; True: one forward of all three, so
+    # BatchNorm normalizes them as one batch (as ER does) - a diagnostic of BatchNorm's share in DER++ vs ER
+    one_forward: bool = False
 
 
 @dataclasses.dataclass
