@@ -34,12 +34,12 @@ GPU_TARGET_MIN = 10  # issue 5: under 10 minutes for one seed of the full CIFAR 
 
 VARIANTS = (  # variant, label: each changes one thing against the baseline (or, last, against full sleep)
     ("no-sleep", "No sleep (baseline)"),
-    ("nrem", "NREM only (merge + adapter reset)"),
+    ("nrem", "NREM only"),
     ("reset-opt", "Optimizer reset only"),
     ("rem", "REM only"),
-    ("sleep", "Sleep (NREM + REM + optimizer reset)"),
-    ("compress", "No sleep, L1 compression"),
-    ("sleep-compress", "Sleep, L1 compression"),
+    ("sleep", "Sleep (all three)"),
+    ("compress", "No sleep + compression"),
+    ("sleep-compress", "Sleep + compression"),
 )
 LABELS = dict(VARIANTS)
 VIEWS = (("task", "til", "task-incremental"), ("class", "cil", "class-incremental"))
@@ -207,8 +207,9 @@ def _results_table(ctx: ReportContext, frame: pd.DataFrame, study: str = "hal", 
                  "matrices, task-incremental (per-task heads, columns 2--4) and class-incremental (one shared masked "
                  f"head, columns 5--7); mean $\\pm$ 95\\% CI over \\{_cmd(study, 'Seeds')}{{}} seeds."),
         label="tab:hal" if study == "hal" else f"tab:{study.replace('_', '-')}", align="lcccccc",
-        notes="Every variant changes one thing: against the baseline (no sleep), or, for the last row, against sleep; "
-              "--: a variant run class-incremental only. "
+        notes="Every variant changes one thing: against the baseline (no sleep), or, for the last row, against sleep. "
+              "NREM: merge and adapter reset; sleep: NREM, REM and the optimizer reset; compression: class-balanced L1 "
+              "compression at each task's end. --: a variant run class-incremental only. "
               "ACC: mean final accuracy over tasks; BWT: backward transfer (negative = forgetting); forgetting: "
               "Chaudhry et al. Only LoRA adapters train; the base, its norm layers and the heads stay as initialized.",
         size="\\scriptsize"))
@@ -225,7 +226,6 @@ def _target_table(ctx: ReportContext, frame: pd.DataFrame) -> None:
     ctx.macro(("hal", "gpu", "target", "min"), GPU_TARGET_MIN, "d",
               source="issue 5 target: the full CIFAR sequence, every variant, one seed, one H100")
     rows = []
-    names = {v: n for v, _, n in VIEWS}
     for row in target.itertuples(index=False):
         prefix = SCENARIO_PREFIX[row.view]
         parts = ("hal", "target", row.variant, prefix)
@@ -244,9 +244,9 @@ def _target_table(ctx: ReportContext, frame: pd.DataFrame) -> None:
                     + ", " + ctx.macro((*parts, "acc", "high"), row.acc_high, ".3f", source=src + ": ACC diff CI high")
                     + "]")
         verdict = ctx.macro((*parts, "verdict"), row.verdict, source=src + ": verdict (forgetting margin and ACC)")
-        rows.append([LABELS[row.variant], names[row.view], fb, fv, red + "\\%", margin, acc, verdict])
+        rows.append([LABELS[row.variant], row.view, fb, fv, red + "\\%", margin, acc, verdict])
     ctx.write_table("hal_target", latex_table(
-        ["Variant", "Scenario", "$F$, no sleep", "$F$", "Red.", "$F - F_{\\text{no sleep}}/2$",
+        ["Variant", "IL", "$F_{\\text{no sleep}}$", "$F$", "Red.", "$F - F_{\\text{no sleep}}/2$",
          "$\\Delta$ACC [95\\% CI]", "Target"], rows,
         caption=("The project's target: 50\\% less forgetting $F$ than the no-sleep baseline, at an average accuracy "
                  "no worse than the baseline's. Red.: $1 - \\bar F/\\bar F_{\\text{no sleep}}$ (negative = more "
@@ -255,8 +255,8 @@ def _target_table(ctx: ReportContext, frame: pd.DataFrame) -> None:
         label="tab:hal-target", align="llcccccl",
         notes="Reached: the margin's whole interval is at or below 0 and $\\Delta$ACC's interval is not wholly below "
               "0; not reached: the margin's interval is above 0 or $\\Delta$ACC's below 0; undecided otherwise; "
-              "undefined: the baseline does not forget.",
-        size="\\scriptsize"))
+              "undefined: the baseline does not forget. IL: task- or class-incremental.",
+        size="\\scriptsize\\setlength{\\tabcolsep}{3pt}"))
 
 
 COMPARISONS = (  # (variant, against): the one change each row of the paper's text reads
@@ -330,7 +330,7 @@ def figures(ctx: ReportContext) -> None:
                 rows.append({"after task": i + 1, "accuracy on task 1": row[0], "variant": LABELS.get(rec.variant),
                              "scenario": names[v.view], "seed": rec.seed})
     g = sns.relplot(pd.DataFrame(rows), x="after task", y="accuracy on task 1", hue="variant", col="scenario",
-                    kind="line", errorbar=t_errorbar, height=2.8, aspect=1.1, marker="o", hue_order=order)
+                    kind="line", errorbar=None, height=2.8, aspect=1.1, marker="o", hue_order=order)
     g.set_titles("{col_name}")
     ctx.save_figure(g.figure, "hal_first_task")
 

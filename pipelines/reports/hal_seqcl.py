@@ -188,5 +188,5 @@ def figures(ctx: ReportContext) -> None:
                 hue_order=["class-incremental", "task-incremental"], errorbar=t_errorbar, ax=ax)
     ax.set_xlabel("ACC (%)")
     ax.set_ylabel("")
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.4, -0.16), ncol=2, frameon=False)
     ctx.save_figure(fig, "hal_seqcl")
