@@ -96,11 +96,15 @@ def _one_impl(cfg, seq, args: argparse.Namespace, dev: torch.device) -> dict[str
     wake(args.warmup)
     runs = [wake(args.steps) for _ in range(args.repeats)]
     best = min(runs)
+    # images through the network per step: the new batch plus the L1 draws the method forwards
+    draws = {"hal": 1, "er": 1, "agem": 1, "derpp": 2}.get(cfg.method, 0)
+    replayed = draws * min(cfg.memory.replay_n, len(learner.memory)) if learner.memory is not None else 0
     out: dict[str, Any] = {
         "trainable_params": sum(p.numel() for p in learner.trainable()),
         "total_params": sum(p.numel() for p in learner.model.parameters()),
+        "batch_replayed": replayed,
         "wake": {"steps": args.steps, "seconds": best, "seconds_all": runs, "steps_per_s": args.steps / best,
-                 "new_images_per_s": args.steps * bs / best},
+                 "new_images_per_s": args.steps * bs / best, "images_per_s": args.steps * (bs + replayed) / best},
     }
     if cfg.uses_lora:
         merges = []

@@ -243,6 +243,12 @@ class Normalizer:
         return (x - self.mean) / self.std
 
 
+def to_input(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """uint8 NCHW -> float32 inputs with the config's default normalization (mean 0.5, std 0.25 of [0, 1] pixels)."""
+    out = (x.float() / 255.0 - 0.5) / 0.25
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
 def augment(x: torch.Tensor, *, pad: int, flip: bool, generator: torch.Generator | None,
             mode: str = "reflect") -> torch.Tensor:
     """Random translation by up to ``pad`` pixels and optional horizontal flip, per sample.

@@ -92,10 +92,15 @@ class HALResNet(ResNet):
 
 
 def build_model(
-    head_sizes: list[int], *, shared_head: bool, width: int, in_channels: int, cifar_stem: bool,
-    norm: str = "batch", norm_groups: int = 4,
+    head_sizes: list[int], *, width: int, in_channels: int, cifar_stem: bool, norm: str = "batch",
+    norm_groups: int = 4, shared_head: bool | None = None, scenario: str | None = None,
 ) -> HALResNet:
-    """The model of one scenario: per-task heads, or one shared head (class-incremental, Mammoth's)."""
+    """The model of one scenario: per-task heads (``scenario="task"``) or one shared head (``class``,
+    ``one-head``); ``shared_head`` says it directly."""
+    if (shared_head is None) == (scenario is None):
+        raise TypeError("build_model: pass exactly one of shared_head= and scenario=")
+    if shared_head is None:
+        shared_head = scenario != "task"
     norm_layer = None if norm == "batch" else partial(nn.GroupNorm, norm_groups)
     return HALResNet(head_sizes, shared_head=shared_head, width=width, in_channels=in_channels,
                      cifar_stem=cifar_stem, norm_layer=norm_layer)
