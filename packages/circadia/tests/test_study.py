@@ -8,7 +8,7 @@ from circadia.studies import build_base_eval, run
 
 
 def _night(model_dir):
-    return {"threads": 1, "store": "numpy", "embedder": "hashing",
+    return {"store": "numpy", "embedder": "hashing",
             "train": {"iters": 1, "batch_size": 2, "lr": 1e-3, "warmup": 0, "max_seq_len": 48},
             "dreams": {"bursts": 1, "per_burst": 1, "max_tokens": 4},
             "eval": {"harness_per_category": 1, "harness_max_tokens": 2, "old_core_items": 1}}
@@ -28,7 +28,7 @@ def test_study_cell_with_base_eval_artifact(tiny_model_dir, tmp_path):
     assert {"heldout_loss_final", "fact_recall", "forgetting", "rollbacks", "replay_fraction"} <= set(m)
     assert m["secrets_redacted"] >= 2 and m["stored_turns"] > 0
     assert [h["night"] for h in res.history] == [1, 2]
-    assert res.info["records"][0]["pre"]["cached"] is True  # night 1 read the artifact
+    assert res.info.night_records[0].pre.cached is True  # night 1 read the artifact
     # the same cell without the artifact measures the same base numbers itself
     res2 = run({**cfg, "base_eval": None}, seed=0, device="cpu", workdir=tmp_path / "wd2", artifacts={"smollm2_hf": tiny_model_dir})
     assert res2.metrics["heldout_loss_base"] == pytest.approx(m["heldout_loss_base"], abs=1e-5)
