@@ -138,6 +138,7 @@ def run(config: dict, *, seed: int, device: str, workdir: Path | None, artifacts
     cfg = CONTRACT.settings_of(config, where="circadia study config")
     if cfg.nights < 1:
         raise ConfigError("circadia study config: nights must be >= 1")
+    base_path = require_artifact(artifacts, cfg.base_eval, study="circadia", key="base_eval") if cfg.base_eval else None
     model_dir = _model_dir(cfg, artifacts)
     ncfg = _night_cfg(cfg, model_dir, seed, device)
     home = Home((Path(workdir) if workdir is not None else Path.cwd() / "circadia-study") / "home")
@@ -149,7 +150,7 @@ def run(config: dict, *, seed: int, device: str, workdir: Path | None, artifacts
     heldout = simulated_heldout(cfg.nights, ncfg)
     # the base model's scores: from the artifact (measured once for every cell); held-out chats it
     # lacks are scored here, by the one backend that then sleeps every night of the cell
-    base_eval = _load_base_eval(cfg, artifacts, model_dir, ncfg, device) or {}
+    base_eval = _load_base_eval(cfg.base_eval, base_path, model_dir, ncfg, device) if base_path else {}
     backend.load(model_dir)
     base_eval["heldout"] = heldout_sums(backend, heldout, base_eval.get("heldout"))
     state = home.load_state()
@@ -265,17 +266,13 @@ def _base_eval_key(model_dir: Path, ncfg: NightConfig, device: str) -> dict[str,
             "source": {k: v for k, v in (_source(model_dir) or {}).items() if k != "seconds"}}
 
 
-def _load_base_eval(cfg: StudyConfig, artifacts: dict[str, Path], model_dir: Path, ncfg: NightConfig,
-                    device: str) -> dict[str, Any] | None:
-    """The artifact's numbers as a ``state.eval_cache`` entry; None when the study takes none."""
-    if not cfg.base_eval:
-        return None
-    path = require_artifact(artifacts, cfg.base_eval, study="circadia", key="base_eval")
+def _load_base_eval(name: str, path: Path, model_dir: Path, ncfg: NightConfig, device: str) -> dict[str, Any]:
+    """The base-eval artifact's numbers as a ``state.eval_cache`` entry (its key must match)."""
     data = json.loads(path.read_text())
     want = _base_eval_key(model_dir, ncfg, device)
     if data.get("key") != want:
         raise ConfigError(
-            f"artifact {cfg.base_eval} was measured with {data.get('key')} but this study evaluates with "
+            f"artifact {name} was measured with {data.get('key')} but this study evaluates with "
             f"{want}; give both the same eval settings in params.yaml"
         )
     return {"old_core_loss": data["old_core_loss"], "harness": data["harness"], "heldout": data.get("heldout_sums") or {}}

@@ -212,30 +212,31 @@ class TorchBackend:
         return replies
 
     # ------------------------------------------------------------------ loss
-    def _batch_tensors(self, batch: dict[str, np.ndarray]):
-        torch = _torch()
-        ids = torch.as_tensor(batch["input_ids"]).to(self.device, non_blocking=True)
-        att = torch.as_tensor(batch["attention_mask"]).to(self.device, non_blocking=True)
-        mask = torch.as_tensor(batch["loss_mask"][:, 1:] > 0).to(self.device, non_blocking=True)
-        return ids, att, mask
-
     def _nll_sum(self, model, batch: dict[str, np.ndarray]):
         """Summed NLL over assistant-target tokens and their count (LM head only where needed).
 
         A packed batch (``position_ids`` present: several chats in one row, positions restarting
         at each) runs without an attention mask: transformers then attends within each chat only.
-        The count comes from the host-side mask: no device sync."""
+        Target positions are found on the host (the mask is a numpy array), so nothing here waits
+        for the device."""
         torch = _torch()
-        ids, att, mask = self._batch_tensors(batch)
+        dev = self.device
+        ids = torch.as_tensor(batch["input_ids"]).to(dev, non_blocking=True)
         core, head = self._parts()
         if "position_ids" in batch:
-            pos = torch.as_tensor(batch["position_ids"]).to(self.device, non_blocking=True)
-            hidden = core(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state[:, :-1]
+            pos = torch.as_tensor(batch["position_ids"]).to(dev, non_blocking=True)
+            hidden = core(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state
         else:
-            hidden = core(input_ids=ids, attention_mask=att, use_cache=False).last_hidden_state[:, :-1]
-        logits = head(hidden[mask]).float()
-        nll = torch.nn.functional.cross_entropy(logits, ids[:, 1:][mask], reduction="sum")
-        return nll, int((batch["loss_mask"][:, 1:] > 0).sum())
+            att = torch.as_tensor(batch["attention_mask"]).to(dev, non_blocking=True)
+            hidden = core(input_ids=ids, attention_mask=att, use_cache=False).last_hidden_state
+        width = ids.shape[1]
+        targets = np.flatnonzero(batch["loss_mask"][:, 1:] > 0)  # flat (row, t) of targets t+1 predicted at t
+        rows, cols = np.divmod(targets, width - 1)
+        at = torch.as_tensor(rows * width + cols).to(dev, non_blocking=True)
+        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, at)
+        logits = head(picked).float()
+        nll = torch.nn.functional.cross_entropy(logits, ids.reshape(-1).index_select(0, at + 1), reduction="sum")
+        return nll, len(targets)
 
     def nll_sums(self, examples: Sequence[Example]) -> list[tuple[float, int]]:
         """(summed NLL, assistant tokens) per example, each scored alone (no padding, so an
