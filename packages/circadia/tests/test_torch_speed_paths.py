@@ -101,12 +101,22 @@ def test_packed_and_padded_training_follow_the_same_trajectory(tiny_model_dir, t
     assert runs[0].losses == pytest.approx(runs[1].losses, rel=1e-4)
 
 
-def test_chat_scores_do_not_depend_on_their_companions(backend):
+def test_chats_are_scored_packed_in_one_pass_with_their_own_numbers(backend):
     exs = _examples()
+    passes = []
+    core, _ = backend._parts()
+    hook = core.register_forward_hook(lambda *_: passes.append(1))
+    together = backend.nll_sums(exs)
+    hook.remove()
+    assert len(passes) == 1  # one forward pass streams the weights once for all five chats
     alone = [backend.nll_sums([ex])[0] for ex in exs]
-    assert backend.nll_sums(exs) == alone  # bit for bit: cacheable per chat
-    total = sum(s for s, _ in alone) / sum(n for _, n in alone)
+    assert [n for _, n in together] == [n for _, n in alone] and all(n > 0 for _, n in alone)
+    assert [s for s, _ in together] == pytest.approx([s for s, _ in alone], rel=1e-5)  # attention stays within each chat
+    assert backend.nll_sums(exs) == together  # deterministic
+    total = sum(s for s, _ in together) / sum(n for _, n in together)
     assert backend.loss(exs) == pytest.approx(total)
+    backend.score_tokens = 40  # a small budget: more passes, the same numbers up to rounding
+    assert [s for s, _ in backend.nll_sums(exs)] == pytest.approx([s for s, _ in together], rel=1e-5)
 
 
 def test_chats_are_tokenized_once(backend, monkeypatch):

@@ -152,7 +152,7 @@ def run(config: dict, *, seed: int, device: str, workdir: Path | None, artifacts
     # lacks are scored here, by the one backend that then sleeps every night of the cell
     base_eval = _load_base_eval(cfg.base_eval, base_path, model_dir, ncfg, device) if base_path else {}
     backend.load(model_dir)
-    base_eval["heldout"] = heldout_sums(backend, heldout, base_eval.get("heldout"))
+    base_eval["heldout"], _ = heldout_sums(backend, heldout, base_eval.get("heldout"))
     state = home.load_state()
     state.eval_cache = {eval_key(model_dir, None, ncfg): base_eval}
     home.save_state(state)

@@ -142,7 +142,7 @@ class Backend(Protocol):
         ...
 
     def nll_sums(self, examples: Sequence[Example]) -> list[tuple[float, int]]:
-        """(summed NLL, assistant tokens) of each example, scored alone (cacheable per example)."""
+        """(summed NLL, assistant tokens) of each example (one number per chat: cacheable per chat)."""
         ...
 
     def loss(self, examples: list[Example]) -> float: ...  # mean NLL per assistant token

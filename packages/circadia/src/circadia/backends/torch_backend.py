@@ -68,6 +68,21 @@ def pack_rows(rows: Sequence[tuple[list[int], list[int]]]) -> dict[str, np.ndarr
             "n_tokens": np.asarray(ids.shape[1], dtype=np.int64)}
 
 
+def pack_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Indices of consecutive chats grouped so that each group's tokens fit ``budget`` (a longer
+    chat is a group of its own; ``budget`` 0: every chat alone)."""
+    groups: list[list[int]] = []
+    used = 0
+    for i, n in enumerate(lengths):
+        if groups and budget and used + n <= budget:
+            groups[-1].append(i)
+            used += n
+        else:
+            groups.append([i])
+            used = n
+    return groups
+
+
 def resolve_dtype(dtype: str, device: str) -> str:
     """``auto``: bfloat16 on a GPU (CUDA, MPS), float32 on the CPU (and for parity tests)."""
     if dtype == "auto":
@@ -88,7 +103,7 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, device: str | None = None, *, dtype: str = "auto", eval_max_len: int = EVAL_MAX_LEN,
-                 gen_batch_size: int = 16, pack: bool = True):
+                 gen_batch_size: int = 16, pack: bool = True, score_tokens: int = 2048):
         torch = _torch()
         from circadian_core.device import pick_device
 
@@ -100,6 +115,7 @@ class TorchBackend:
         self.eval_max_len = int(eval_max_len)
         self.gen_batch_size = int(gen_batch_size)
         self.pack = bool(pack)
+        self.score_tokens = int(score_tokens)  # tokens per packed row when scoring chats
         self.model = None
         self.tokenizer = None
         self.model_dir: Path | None = None
@@ -212,8 +228,9 @@ class TorchBackend:
         return replies
 
     # ------------------------------------------------------------------ loss
-    def _nll_sum(self, model, batch: dict[str, np.ndarray]):
-        """Summed NLL over assistant-target tokens and their count (LM head only where needed).
+    def _token_nll(self, batch: dict[str, np.ndarray]):
+        """NLL of every assistant-target token of ``batch`` (LM head only where needed) and the
+        flat positions of those targets in ``input_ids``.
 
         A packed batch (``position_ids`` present: several chats in one row, positions restarting
         at each) runs without an attention mask: transformers then attends within each chat only.
@@ -230,29 +247,40 @@ class TorchBackend:
             att = torch.as_tensor(batch["attention_mask"]).to(dev, non_blocking=True)
             hidden = core(input_ids=ids, attention_mask=att, use_cache=False).last_hidden_state
         width = ids.shape[1]
-        targets = np.flatnonzero(batch["loss_mask"][:, 1:] > 0)  # flat (row, t) of targets t+1 predicted at t
-        rows, cols = np.divmod(targets, width - 1)
-        at = torch.as_tensor(rows * width + cols).to(dev, non_blocking=True)
-        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, at)
-        logits = head(picked).float()
-        nll = torch.nn.functional.cross_entropy(logits, ids.reshape(-1).index_select(0, at + 1), reduction="sum")
-        return nll, len(targets)
+        rows, cols = np.divmod(np.flatnonzero(batch["loss_mask"][:, 1:] > 0), width - 1)  # target t+1 predicted at t
+        at = rows * width + cols
+        at_dev = torch.as_tensor(at).to(dev, non_blocking=True)
+        logits = head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, at_dev)).float()
+        nll = torch.nn.functional.cross_entropy(logits, ids.reshape(-1).index_select(0, at_dev + 1), reduction="none")
+        return nll, at + 1
+
+    def _nll_sum(self, model, batch: dict[str, np.ndarray]):
+        """Summed NLL over the batch's assistant-target tokens and their count."""
+        nll, targets = self._token_nll(batch)
+        return nll.sum(), len(targets)
 
     def nll_sums(self, examples: Sequence[Example]) -> list[tuple[float, int]]:
-        """(summed NLL, assistant tokens) per example, each scored alone (no padding, so an
-        example's numbers do not depend on what else is scored; they can be cached)."""
+        """(summed NLL, assistant tokens) of each example, for few forward passes: the chats are
+        packed into rows of at most ``score_tokens`` tokens (positions restarting at each chat,
+        attention within each chat only, no padding) and the per-token losses summed per chat.
+        A forward pass streams every weight once, so on a CPU fewer passes is what counts."""
         torch = _torch()
         model, tok = self._require()
         model.eval()
-        out = []
-        with torch.no_grad():
-            for ex in examples:
-                batch = self.tokens.batch(tok, [ex], self.eval_max_len)
-                if not batch["loss_mask"][:, 1:].any():
-                    out.append((0.0, 0))
-                    continue
-                s, n = self._nll_sum(model, batch)
-                out.append((float(s), n))
+        rows = [self.tokens.chat(tok, ex.messages, self.eval_max_len) for ex in examples]
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        groups = pack_groups([len(ids) for ids, _ in rows], self.score_tokens if packing_supported() else 0)
+        with torch.inference_mode():
+            for group in groups:
+                batch = pack_rows([rows[i] for i in group])
+                nll, targets = self._token_nll(batch)
+                starts = np.cumsum([0] + [len(rows[i][0]) for i in group[:-1]])
+                owner = np.searchsorted(starts, targets, side="right") - 1
+                sums = torch.zeros(len(group), dtype=torch.float64, device=nll.device)
+                sums.index_add_(0, torch.as_tensor(owner).to(nll.device), nll.double())
+                counts = np.bincount(owner, minlength=len(group))
+                for i, s, n in zip(group, sums.tolist(), counts.tolist()):
+                    out[i] = (float(s), int(n))
         return out
 
     def loss(self, examples: list[Example]) -> float:

@@ -49,7 +49,7 @@ def _pick(logits: torch.Tensor, temps: torch.Tensor, sample: bool, generator: to
     return torch.where(dead, torch.full_like(greedy, fallback), greedy)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_tokens(
     core,
     head,

@@ -7,17 +7,21 @@ What is cached, and why it is exact:
   and reused while the model in use is unchanged (the next night's pre-evaluation, or every
   night's first one from the ``circadia_base_eval`` artifact);
 - held-out loss is recomputed every night because new held-out chats arrive daily, but each
-  chat is scored alone (``Backend.nll_sums``: no padding, so its summed NLL does not depend on
-  which other chats are scored) and cached per chat under the same key. The loss is the sum of
-  the per-chat NLL sums over the sum of their token counts: the same token-weighted mean as
-  ``Backend.loss``.
+  chat's summed NLL (``Backend.nll_sums``) is computed once per model and cached per chat under
+  the same key: the next night's pre-evaluation of the same model scores only the new chats. The
+  loss is the sum of the per-chat NLL sums over the sum of their token counts: the same
+  token-weighted mean as ``Backend.loss``. (Chats are scored packed, attention within each chat
+  only; a chat's number can differ from scoring it alone in the last float bits, and a run is
+  bit-for-bit repeatable.)
+
+The held-out chats still to score and the old-core items go through the model together: few
+forward passes (on a CPU each one streams every weight of the model).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,13 +92,20 @@ def token_weighted(sums: Sequence[Sequence[float]]) -> float | None:
     return None if count == 0 else float(sum(float(s) for s, _ in sums)) / count
 
 
-def heldout_sums(backend: Backend, chats: Sequence[Example], known: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
-    """``digest -> [NLL sum, tokens]`` for ``chats``: taken from ``known`` where there, scored otherwise."""
+def heldout_sums(backend: Backend, chats: Sequence[Example], known: dict[str, list[float]] | None = None,
+                 extra: Sequence[Example] = ()) -> tuple[dict[str, list[float]], list[tuple[float, int]]]:
+    """``digest -> [NLL sum, tokens]`` for ``chats`` (taken from ``known`` where there, scored
+    otherwise) and the (sum, tokens) of the ``extra`` examples, scored in the same passes."""
     known = known or {}
     digests = [chat_digest(ex) for ex in chats]
-    todo = [(d, ex) for d, ex in zip(digests, chats) if d not in known]
-    fresh = dict(zip([d for d, _ in todo], backend.nll_sums([ex for _, ex in todo]))) if todo else {}
-    return {d: list(known[d]) if d in known else [float(fresh[d][0]), int(fresh[d][1])] for d in digests}
+    todo: dict[str, Example] = {}
+    for d, ex in zip(digests, chats):
+        if d not in known:
+            todo.setdefault(d, ex)
+    scored = backend.nll_sums([*todo.values(), *extra]) if (todo or extra) else []
+    fresh = dict(zip(todo, scored[: len(todo)]))
+    sums = {d: list(known[d]) if d in known else [float(fresh[d][0]), int(fresh[d][1])] for d in digests}
+    return sums, scored[len(todo):]
 
 
 def old_core_items(cfg: NightConfig) -> list[Example]:
@@ -111,19 +122,15 @@ def evaluate(backend: Backend, cfg: NightConfig, *, heldout: Sequence[Example], 
     """Evaluate the model in ``backend``. ``cached``: this model's ``state.eval_cache`` entry
     (harness, old-core loss, per-chat held-out sums), reused where present."""
     t0 = time.perf_counter()
-    sums = heldout_sums(backend, heldout, (cached or {}).get("heldout"))
+    reuse = bool(cached and "harness" in cached)
+    items = [] if reuse else old_core_items(cfg)
+    sums, core_sums = heldout_sums(backend, heldout, (cached or {}).get("heldout"), extra=items)
     t1 = time.perf_counter()
-    if cached and "harness" in cached:
-        core, harness, from_cache = cached.get("old_core_loss"), HarnessResult.of(cached["harness"]), True
+    if reuse:
+        core, harness = cached.get("old_core_loss"), HarnessResult.of(cached["harness"])
     else:
-        items = old_core_items(cfg)
-        core = token_weighted(backend.nll_sums(items)) if items else None
+        core = token_weighted(core_sums) if items else None
         harness = HarnessResult.of(run_harness(backend, harness_for(cfg), max_tokens=cfg.eval.harness_max_tokens, seed=seed))
-        from_cache = False
     loss = token_weighted([sums[chat_digest(ex)] for ex in heldout])  # a chat held out twice counts twice
-    return EvalResult(heldout_loss=loss, n_heldout=len(heldout), old_core_loss=core, harness=harness, cached=from_cache,
-                      heldout_sums=sums, seconds={"heldout": t1 - t0, "rest": time.perf_counter() - t1})
-
-
-def finite(x: float | None) -> bool:
-    return x is None or math.isfinite(x)
+    return EvalResult(heldout_loss=loss, n_heldout=len(heldout), old_core_loss=core, harness=harness, cached=reuse,
+                      heldout_sums=sums, seconds={"losses": t1 - t0, "harness": time.perf_counter() - t1})
