@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from circadia.config import NightConfig
+from circadia.config import NightConfig, night_config
 from circadia.evaluation import HARNESS_CATEGORIES
 from circadia.sleep.record import NightRecord, NightStatus
-from circadian_core.config import ConfigError, from_dict
+from circadian_core.config import ConfigError
 from circadian_core.contract import Contract, Metric
 from circadian_core.record import StudyResult
 from circadian_core.runner import require_artifact
@@ -104,6 +104,12 @@ CONTRACT = Contract(
 # ----------------------------------------------------------------------------- the cell
 
 
+def _settings(config: dict, where: str = "circadia study config") -> StudyConfig:
+    """The typed settings; the night section also passes ``night_config``'s checks (ranges, sections)."""
+    cfg = CONTRACT.settings_of(config, where=where)
+    return dataclasses.replace(cfg, night=night_config(dict(config.get("night") or {}), where=f"{where}.night"))
+
+
 def _model_dir(cfg: StudyConfig, artifacts: dict[str, Path]) -> Path:
     if cfg.model in artifacts:
         return require_artifact(artifacts, cfg.model, study="circadia", key="model")
@@ -135,7 +141,7 @@ def run(config: dict, *, seed: int, device: str, workdir: Path | None, artifacts
     from circadia.sleep.context import stderr_log
     from circadia.sleep.evaluate import eval_key, heldout_sums, token_weighted
 
-    cfg = CONTRACT.settings_of(config, where="circadia study config")
+    cfg = _settings(config)
     if cfg.nights < 1:
         raise ConfigError("circadia study config: nights must be >= 1")
     base_path = require_artifact(artifacts, cfg.base_eval, study="circadia", key="base_eval") if cfg.base_eval else None
@@ -290,8 +296,7 @@ def build_base_eval(config: dict, *, out: Path, device: str, artifacts: dict[str
     from circadia.sleep.evaluate import evaluate
     from circadian_core.record import write_json_atomic
 
-    cfg = from_dict(StudyConfig, {k: v for k, v in config.items() if k in ("model", "night", "nights")},
-                    where="circadia base_eval config")
+    cfg = _settings({k: v for k, v in config.items() if k in ("model", "night", "nights")}, where="circadia base_eval config")
     model_dir = _model_dir(cfg, artifacts)
     ncfg = _night_cfg(cfg, model_dir, 0, device)
     t0 = time.perf_counter()

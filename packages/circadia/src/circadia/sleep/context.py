@@ -14,6 +14,7 @@ from circadia.config import NightConfig
 from circadia.dreamer import DreamResult
 from circadia.home import Home, State
 from circadia.journal import Turn
+from circadia.quarantine import QuarantinedTurn
 from circadia.sleep.evaluate import EvalResult
 from circadia.sleep.record import NightRecord, NightStatus
 
@@ -48,6 +49,7 @@ class NightContext:
     last_line: int = 0  # last memories.jsonl line this night consumed
     train_turns: list[Turn] = field(default_factory=list)  # redacted, not held out
     to_store: list[Turn] = field(default_factory=list)
+    quarantined: list[QuarantinedTurn] = field(default_factory=list)  # poison turns left out tonight
     heldout: list[Example] = field(default_factory=list)
     base: Path | None = None
     key: str | None = None  # eval-cache key of the model before training

@@ -48,7 +48,7 @@ def chat_digest(example: Example) -> str:
 
 @dataclass
 class HarnessResult:
-    pass_rate: float
+    pass_rate: float | None  # None (NaN) when the harness has no items
     per_category: dict[str, float] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)  # id, category, pass, reply
 

@@ -25,6 +25,7 @@ from circadia.backends.base import Backend
 from circadia.config import NightConfig
 from circadia.home import Home, HomeLock, State
 from circadia.jsonl import append_jsonl
+from circadia.quarantine import write_quarantine
 from circadia.sleep.context import Log, NightContext, quiet, stderr_log
 from circadia.sleep.phases import PHASES, open_hippocampus, recall, resolve_base
 from circadia.sleep.record import NightRecord
@@ -54,9 +55,7 @@ def run_night(
     home.init()
     say = log or quiet
     with HomeLock(home):
-        leftovers = home.clean_leftovers()
-        if leftovers:
-            say(f"cleaned up after an interrupted night: {', '.join(leftovers)}")
+        home.recover(say, retention_days=cfg.retention_days)  # leftovers, a damaged adapter, retention
         state = home.load_state()
         if reconcile_experiments(home, state):
             say("experiments.jsonl: appended the row of the last night (it was interrupted before logging it)")
@@ -98,6 +97,8 @@ def _commit(ctx: NightContext) -> None:
         state.nights += 1
     state.history.append({"night": record.night, "status": record.status.value, "adapter": state.current_adapter,
                           "attempt": record.attempt})
+    record.quarantined = list(ctx.quarantined)
+    write_quarantine(ctx.night_dir / "quarantine.jsonl", record.quarantined)
     write_json_atomic(ctx.night_dir / "night.json", record.to_json(), private=True)
     ctx.hook("before_state", record)
     ctx.home.save_state(state)

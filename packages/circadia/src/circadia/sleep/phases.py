@@ -23,8 +23,9 @@ from circadia.evaluation import is_heldout, probe_recall, self_recall
 from circadia.home import Home, State
 from circadia.journal import Journal
 from circadia.jsonl import append_jsonl
+from circadia.quarantine import QuarantinedTurn
 from circadia.router import route
-from circadia.sleep.batches import build_batches, mix_summary, write_batches
+from circadia.sleep.batches import build_batches, mix_summary, screen_examples, write_batches
 from circadia.sleep.context import NightContext
 from circadia.sleep.evaluate import eval_key, evaluate
 from circadia.sleep.policy import decide
@@ -83,14 +84,16 @@ def read_and_route(ctx: NightContext) -> None:
     for tu in new_turns:
         clean, dec = route(tu, cfg.router)
         held = is_heldout(tu.id, frac)
-        rows.append({**dec.to_json(), "heldout": held, "to_lora": not held})
+        rows.append({**dec.to_json(), "heldout": held, "to_lora": dec.to_lora and not held})
         reasons.update(r.split("(")[0] for r in dec.reasons if not r.startswith("lora("))
+        if dec.quarantine is not None:  # a poison turn: left out of everything, the night goes on
+            ctx.quarantined.append(QuarantinedTurn(tu.id, "route", dec.quarantine))
         if dec.to_store:
             ctx.to_store.append(clean)
-        if not held:
+        if dec.to_lora and not held:  # to_lora is False only for a quarantined turn
             ctx.train_turns.append(clean)
         secrets += len(dec.secrets)
-    heldout_clean = [route(tu, cfg.router)[0] for tu in heldout_turns]
+    heldout_clean = [c for c, d in (route(tu, cfg.router) for tu in heldout_turns) if d.quarantine is None]
     if cfg.eval.max_heldout is not None:
         heldout_clean = heldout_clean[-cfg.eval.max_heldout :]
     ctx.heldout = [tu.example("heldout") for tu in heldout_clean]
@@ -99,7 +102,8 @@ def read_and_route(ctx: NightContext) -> None:
     ctx.record.memories = MemoriesSummary(total=len(turns), new=len(new_turns), train=len(ctx.train_turns),
                                           heldout_total=len(heldout_turns), corrupt_lines=bad, quarantine=str(read.quarantine))
     ctx.record.router = RouterSummary(turns=len(rows), to_store=len(ctx.to_store), to_lora=len(ctx.train_turns),
-                                      reasons=dict(reasons), secrets_redacted=secrets)
+                                      reasons=dict(reasons), secrets_redacted=secrets,
+                                      quarantined=sum(q.stage == "route" for q in ctx.quarantined))
 
 
 def store_turns(ctx: NightContext) -> None:
@@ -124,6 +128,9 @@ def load_model(ctx: NightContext) -> None:
     adapter = ctx.home.resolve(current)
     if ctx.backend.loaded != (str(ctx.base), str(adapter) if adapter else None):
         ctx.backend.load(ctx.base, adapter)
+    # a held-out chat the tokenizer cannot handle (or with no reply token left) is quarantined, not fatal
+    ctx.heldout, bad = screen_examples(ctx.heldout, ctx.backend.tokenizer, ctx.backend.eval_max_len)
+    ctx.quarantined += bad
     ctx.record.base_model, ctx.record.previous_adapter = str(ctx.base), current
 
 
@@ -157,7 +164,8 @@ def train_phase(ctx: NightContext) -> None:
     replay = load_replay_set(cfg.replay_set) if cfg.replay_fraction > 0 else []
     batches = build_batches(memories, ctx.dreams.dreams if ctx.dreams else [], replay, iters=cfg.train.iters,
                             batch_size=cfg.train.batch_size, replay_fraction=cfg.replay_fraction, seed=ctx.seed,
-                            max_epochs=cfg.max_epochs)
+                            max_epochs=cfg.max_epochs, tokenizer=ctx.backend.tokenizer, max_seq_len=cfg.train.max_seq_len)
+    ctx.quarantined += batches.quarantined
     write_batches(ctx.night_dir / "train.jsonl", batches)
     ctx.record.mix = MixSummary.of(mix_summary(batches))
     ctx.tcfg = dataclasses.replace(cfg.train, seed=ctx.seed)

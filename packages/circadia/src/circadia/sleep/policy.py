@@ -32,7 +32,10 @@ class CapabilityDrop:
     hard = False
 
     def __call__(self, pre, post, train, cfg):
-        drop = pre.harness.pass_rate - post.harness.pass_rate
+        a, b = pre.harness.pass_rate, post.harness.pass_rate
+        if a is None or b is None or math.isnan(a) or math.isnan(b):  # no harness items: nothing to compare
+            return None
+        drop = a - b
         if drop > cfg.max_capability_drop + 1e-9:
             return f"capability dropped {drop:.3f} > {cfg.max_capability_drop}"
         return None

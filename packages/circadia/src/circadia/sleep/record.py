@@ -15,6 +15,7 @@ from typing import Any
 
 from circadia.backends.base import TrainReport
 from circadia.config import NightConfig
+from circadia.quarantine import QuarantinedTurn
 from circadian_core.config import from_dict
 
 
@@ -60,6 +61,7 @@ class RouterSummary:
     to_lora: int  # trained on (every turn that is not held out)
     reasons: dict[str, int] = field(default_factory=dict)  # router reasons (code, url, json, long, numeric, ...) by count
     secrets_redacted: int = 0
+    quarantined: int = 0  # turns routing could not handle (left out of everything)
 
 
 @dataclass
@@ -178,6 +180,7 @@ class NightRecord:
     adapter: str | None = None  # current adapter after the night (relative to the home)
     merged_base: str | None = None
     recall: RecallSummary | None = None
+    quarantined: list[QuarantinedTurn] = field(default_factory=list)  # poison turns left out (which, where, why)
     imported: ImportSummary | None = None
     timings: PhaseTimings = field(default_factory=PhaseTimings)
 
