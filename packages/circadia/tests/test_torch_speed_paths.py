@@ -105,10 +105,13 @@ def test_chats_are_scored_packed_in_one_pass_with_their_own_numbers(backend):
     exs = _examples()
     passes = []
     core, _ = backend._parts()
-    hook = core.register_forward_hook(lambda *_: passes.append(1))
+    hook = core.register_forward_hook(lambda mod, args, kwargs, out: passes.append(kwargs["input_ids"].shape[1]),
+                                      with_kwargs=True)
     together = backend.nll_sums(exs)
     hook.remove()
-    assert len(passes) == 1  # one forward pass streams the weights once for all five chats
+    # the shared prefix (system prompt, user header) once, then every chat's rest in one packed pass
+    lengths = [len(backend.tokens.chat(backend.tokenizer, ex.messages, backend.eval_max_len)[0]) for ex in exs]
+    assert len(passes) == 2 and passes[0] > 10 and sum(passes) == sum(lengths) - (len(exs) - 1) * passes[0]
     alone = [backend.nll_sums([ex])[0] for ex in exs]
     assert [n for _, n in together] == [n for _, n in alone] and all(n > 0 for _, n in alone)
     assert [s for s, _ in together] == pytest.approx([s for s, _ in alone], rel=1e-5)  # attention stays within each chat

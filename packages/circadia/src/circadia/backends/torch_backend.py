@@ -68,6 +68,35 @@ def pack_rows(rows: Sequence[tuple[list[int], list[int]]]) -> dict[str, np.ndarr
             "n_tokens": np.asarray(ids.shape[1], dtype=np.int64)}
 
 
+def shared_prefix(rows: Sequence[tuple[list[int], list[int]]]) -> int:
+    """Leading tokens all chats share that can run once: their common prefix, ended before the
+    position that predicts any chat's first target (so every target is predicted inside its chat)."""
+    from circadia.backends.torch_generate import common_prefix
+
+    if len(rows) < 2:
+        return 0
+    first = min(next((t for t, m in enumerate(mask) if m and t > 0), len(mask)) for _, mask in rows)
+    return max(0, min(common_prefix([ids for ids, _ in rows]), first - 1))
+
+
+def pack_for_scoring(rows: Sequence[tuple[list[int], list[int]]], min_prefix: int = 4) -> tuple[dict[str, np.ndarray], list[int]]:
+    """A packed scoring batch of ``rows`` and the length of each chat's part of the packed row.
+
+    With a shared prefix of at least ``min_prefix`` tokens the row holds only the chats' suffixes
+    (``prefix_ids`` runs once before them; positions continue after it; ``chat_of`` names each
+    token's chat for the attention mask); otherwise the whole chats (:func:`pack_rows`)."""
+    p = shared_prefix(rows) if packing_supported() else 0
+    if p < min_prefix:
+        return pack_rows(rows), [len(ids) for ids, _ in rows]
+    suffix = [(ids[p:], mask[p:]) for ids, mask in rows]
+    batch = pack_rows(suffix)
+    batch["position_ids"] = batch["position_ids"] + p
+    batch["prefix_ids"] = np.asarray(rows[0][0][:p], dtype=np.int64)[None]
+    lengths = [len(ids) for ids, _ in suffix]
+    batch["chat_of"] = np.repeat(np.arange(len(suffix)), lengths)
+    return batch, lengths
+
+
 def pack_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
     """Indices of consecutive chats grouped so that each group's tokens fit ``budget`` (a longer
     chat is a group of its own; ``budget`` 0: every chat alone)."""
@@ -240,7 +269,18 @@ class TorchBackend:
         dev = self.device
         ids = torch.as_tensor(batch["input_ids"]).to(dev, non_blocking=True)
         core, head = self._parts()
-        if "position_ids" in batch:
+        if "prefix_ids" in batch:  # chats after a shared prefix that runs once (scoring only)
+            from circadia.backends.torch_generate import new_cache, visible_mask
+
+            prefix = torch.as_tensor(batch["prefix_ids"]).to(dev)
+            cache = new_cache(core)
+            core(input_ids=prefix, position_ids=torch.arange(prefix.shape[1], device=dev)[None], past_key_values=cache,
+                 use_cache=True)
+            pos = torch.as_tensor(batch["position_ids"]).to(dev, non_blocking=True)
+            mask = visible_mask(batch["chat_of"], prefix.shape[1], self.dtype, dev)
+            hidden = core(input_ids=ids, position_ids=pos, attention_mask=mask, past_key_values=cache,
+                          use_cache=True).last_hidden_state
+        elif "position_ids" in batch:
             pos = torch.as_tensor(batch["position_ids"]).to(dev, non_blocking=True)
             hidden = core(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state
         else:
@@ -261,9 +301,10 @@ class TorchBackend:
 
     def nll_sums(self, examples: Sequence[Example]) -> list[tuple[float, int]]:
         """(summed NLL, assistant tokens) of each example, for few forward passes: the chats are
-        packed into rows of at most ``score_tokens`` tokens (positions restarting at each chat,
-        attention within each chat only, no padding) and the per-token losses summed per chat.
-        A forward pass streams every weight once, so on a CPU fewer passes is what counts."""
+        packed into rows of at most ``score_tokens`` tokens (attention within each chat only, no
+        padding), the prefix they all share (system prompt, role header) runs once, and the
+        per-token losses are summed per chat. A forward pass streams every weight once, so on a
+        CPU fewer passes and fewer tokens is what counts."""
         torch = _torch()
         model, tok = self._require()
         model.eval()
@@ -272,9 +313,9 @@ class TorchBackend:
         groups = pack_groups([len(ids) for ids, _ in rows], self.score_tokens if packing_supported() else 0)
         with torch.inference_mode():
             for group in groups:
-                batch = pack_rows([rows[i] for i in group])
+                batch, lengths = pack_for_scoring([rows[i] for i in group])
                 nll, targets = self._token_nll(batch)
-                starts = np.cumsum([0] + [len(rows[i][0]) for i in group[:-1]])
+                starts = np.cumsum([0] + lengths[:-1])
                 owner = np.searchsorted(starts, targets, side="right") - 1
                 sums = torch.zeros(len(group), dtype=torch.float64, device=nll.device)
                 sums.index_add_(0, torch.as_tensor(owner).to(nll.device), nll.double())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -68,7 +69,6 @@ def generate_tokens(
     ``position_ids``, ``past_key_values``, ``use_cache``; returns ``last_hidden_state``) and
     ``head`` the LM head. ``temperatures[i] == 0`` makes row ``i`` greedy.
     """
-    from transformers import DynamicCache
 
     rows = [list(map(int, p)) for p in prompts]
     if not rows or max_new <= 0:
@@ -83,27 +83,24 @@ def generate_tokens(
     temps = torch.tensor([float(t) for t in temperatures], device=device)
     sample = bool((temps > 0).any())
     fallback = min(eos_ids) if eos_ids else pad_id
-    cache = DynamicCache(config=getattr(core, "config", None)) if _cache_takes_config() else DynamicCache()
+    cache = new_cache(core)
     if p:
         core(input_ids=torch.tensor([rows[0][:p]], device=device), past_key_values=cache, use_cache=True,
              position_ids=torch.arange(p, device=device)[None])
-        if b > 1:
-            cache.batch_repeat_interleave(b)
     suffix = [r[p:] for r in rows]
     width = max(len(s) for s in suffix)
-    ids = torch.full((b, width), int(pad_id), dtype=torch.long)
     att = torch.ones((b, p + width), dtype=torch.long)
-    pos = torch.zeros((b, width), dtype=torch.long)
     for i, s in enumerate(suffix):
-        pad = width - len(s)
-        ids[i, pad:] = torch.tensor(s)
-        att[i, p : p + pad] = 0
-        pos[i, pad:] = torch.arange(p, p + len(s))
-        pos[i, :pad] = p  # masked slots: any position will do
-    ids, att, pos = ids.to(device), att.to(device), pos.to(device)
-    hidden = core(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True).last_hidden_state
-    nxt = _pick(head(hidden[:, -1]), temps, sample, generator, fallback)
-    last = pos[:, -1]
+        att[i, p : p + width - len(s)] = 0  # the suffix sits right-aligned; the slots before it are masked
+    if b > 1 and _layers(cache) is not None:
+        cache, logits = _prefill_packed(core, head, cache, suffix, p, width, device)
+    else:
+        if b > 1:
+            cache.batch_repeat_interleave(b)
+        logits = _prefill_padded(core, head, cache, suffix, p, width, att, pad_id, device)
+    att = att.to(device)
+    nxt = _pick(logits, temps, sample, generator, fallback)
+    last = torch.tensor([p + len(s) - 1 for s in suffix], device=device)
     out: list[list[int]] = [[] for _ in range(b)]
     done = [False] * b
     for step in range(max_new):
@@ -122,6 +119,71 @@ def generate_tokens(
                       use_cache=True).last_hidden_state
         nxt = _pick(head(hidden[:, -1]), temps, sample, generator, fallback)
     return out
+
+
+def _prefill_padded(core, head, cache, suffix, p, width, att, pad_id, device) -> torch.Tensor:
+    """The rows' suffixes as one left-padded batch after the (repeated) prefix cache; next-token logits."""
+    b = len(suffix)
+    ids = torch.full((b, width), int(pad_id), dtype=torch.long)
+    pos = torch.full((b, width), p, dtype=torch.long)  # masked slots: any position will do
+    for i, s in enumerate(suffix):
+        ids[i, width - len(s):] = torch.tensor(s)
+        pos[i, width - len(s):] = torch.arange(p, p + len(s))
+    hidden = core(input_ids=ids.to(device), attention_mask=att.to(device), position_ids=pos.to(device),
+                  past_key_values=cache, use_cache=True).last_hidden_state
+    return head(hidden[:, -1])
+
+
+def _prefill_packed(core, head, cache, suffix, p, width, device):
+    """The rows' suffixes packed into one row after the prefix (no padding computed), then the
+    cache laid out per row as the decode loop expects: prefix, masked slots, the row's suffix."""
+    lengths = [len(s) for s in suffix]
+    chat_of = np.repeat(np.arange(len(suffix)), lengths)
+    ids = torch.tensor([[t for s in suffix for t in s]], device=device)
+    pos = torch.tensor([[p + i for n in lengths for i in range(n)]], device=device)
+    dtype = next(core.parameters()).dtype
+    hidden = core(input_ids=ids, position_ids=pos, attention_mask=visible_mask(chat_of, p, dtype, device),
+                  past_key_values=cache, use_cache=True).last_hidden_state
+    ends = np.cumsum(lengths) - 1
+    logits = head(hidden[0, torch.as_tensor(ends, device=device)])
+    starts = ends - np.asarray(lengths) + 1
+    index = np.concatenate([np.concatenate([np.arange(p), np.full(width - n, p + a), p + a + np.arange(n)])
+                            for a, n in zip(starts, lengths)])
+    take = torch.as_tensor(index, device=device)
+    laid = new_cache(core)
+    for li, layer in enumerate(_layers(cache)):
+        keys, values = layer
+        shape = (len(suffix), keys.shape[1], p + width, keys.shape[-1])
+        laid.update(keys[0].index_select(1, take).view(keys.shape[1], len(suffix), p + width, -1).transpose(0, 1).reshape(shape),
+                    values[0].index_select(1, take).view(values.shape[1], len(suffix), p + width, -1).transpose(0, 1).reshape(shape),
+                    li)
+    return laid, logits
+
+
+def _layers(cache):
+    """(keys, values) per layer of a ``DynamicCache`` (batch 1), or None if this transformers keeps them elsewhere."""
+    layers = getattr(cache, "layers", None)
+    if layers and all(hasattr(x, "keys") and hasattr(x, "values") and isinstance(x.keys, torch.Tensor) for x in layers):
+        return [(x.keys, x.values) for x in layers]
+    return None
+
+
+def new_cache(core):
+    """An empty KV cache for ``core`` (``DynamicCache``; its constructor changed across transformers)."""
+    from transformers import DynamicCache
+
+    return DynamicCache(config=getattr(core, "config", None)) if _cache_takes_config() else DynamicCache()
+
+
+def visible_mask(chat_of: np.ndarray, prefix: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """Additive attention mask ``[1, 1, S, prefix + S]`` of packed chats after a shared prefix:
+    each token sees the prefix and the tokens of its own chat up to itself (0), nothing else (min)."""
+    k = np.arange(len(chat_of))
+    own = (chat_of[:, None] == chat_of[None, :]) & (k[None, :] <= k[:, None])
+    seen = np.concatenate([np.ones((len(chat_of), prefix), dtype=bool), own], axis=1)
+    mask = torch.zeros(seen.shape, dtype=dtype)
+    mask[~torch.as_tensor(seen)] = torch.finfo(dtype).min
+    return mask[None, None].to(device)
 
 
 _TAKES_CONFIG: bool | None = None
