@@ -31,8 +31,6 @@ from circadia.sleep.phases import PHASES, open_hippocampus, recall, resolve_base
 from circadia.sleep.record import NightRecord
 from circadian_core.record import write_json_atomic
 
-_stderr = stderr_log  # the default log (kept under its old name for callers)
-
 __all__ = ["Log", "NightRecord", "open_hippocampus", "reconcile_experiments", "resolve_base", "run_night", "stderr_log"]
 
 
