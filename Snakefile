@@ -12,7 +12,7 @@ include: "pipelines/rules/common.smk"
 
 rule all:
     input:
-        "paper/build/main.pdf",
+        PROFILE.pdf,
         f"{RESULTS}/targets.json",
 
 

@@ -40,25 +40,25 @@ def test_records_tables_figures_and_pdf_exist(built):
     metrics = json.loads((built / "results/toy/tables/metrics.json").read_text())
     assert set(metrics["toy"]) == {"plain", "shrunk"}
     assert (built / "results/toy/figures/toy_acc.png").exists()
-    assert (built / "paper/generated/figures/toy_acc.pdf").exists()
-    assert (built / "paper/build/main.pdf").stat().st_size > 10_000
+    assert (built / "paper/generated/toy/figures/toy_acc.pdf").exists()
+    assert (built / "paper/build/toy/main.pdf").stat().st_size > 10_000
 
 
 def test_every_generated_number_is_in_the_pdf(built):
     from pipelines.scripts.build_paper import check_numbers, pdf_text, read_macros
 
-    pdf = built / "paper/build/main.pdf"
-    macros = read_macros(built / "paper/generated/macros.tex")
+    pdf = built / "paper/build/toy/main.pdf"
+    macros = read_macros(built / "paper/generated/toy/macros.tex")
     assert macros["toyPlainAccMean"] in pdf_text(pdf)
-    assert check_numbers(pdf, built / "paper/generated/macros.tex") == []
+    assert check_numbers(pdf, built / "paper/generated/toy/macros.tex") == []
 
 
 def test_check_catches_a_number_missing_from_the_pdf(built, tmp_path):
     from pipelines.scripts.build_paper import check_numbers
 
     extra = tmp_path / "macros.tex"
-    extra.write_text((built / "paper/generated/macros.tex").read_text() + "\\newcommand{\\notQuoted}{0.12345}\n")
-    problems = check_numbers(built / "paper/build/main.pdf", extra)
+    extra.write_text((built / "paper/generated/toy/macros.tex").read_text() + "\\newcommand{\\notQuoted}{0.12345}\n")
+    problems = check_numbers(built / "paper/build/toy/main.pdf", extra)
     assert len(problems) == 1 and "notQuoted" in problems[0]
 
 
@@ -90,7 +90,7 @@ def test_dvc_repro_then_noop_and_minimal_rerun(tmp_path_factory):
     run([dvc, "config", "core.analytics", "false"], repo)
     first = run([dvc, "repro"], repo).stdout
     assert "Running stage 'paper'" in first
-    assert (repo / "paper/build/main.pdf").exists()
+    assert (repo / "paper/build/toy/main.pdf").exists()
     second = run([dvc, "repro"], repo).stdout
     assert "Running stage" not in second
     assert "up to date" in run([dvc, "status"], repo).stdout

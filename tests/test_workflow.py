@@ -110,8 +110,7 @@ def test_unknown_profile_names_the_choices():
 
 def test_run_cell_bad_variant_exits_with_one_line(tmp_path):
     p = dag.load_profile()
-    if not p.studies:
-        pytest.skip("no studies in the profile yet")
+    assert p.studies, "the active profile defines no study"
     study = next(iter(p.studies))
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.scripts.run_cell", study, "no-such-variant", "1", "--out", str(tmp_path / "x.json")],

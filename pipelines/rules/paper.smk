@@ -1,4 +1,4 @@
-# The PDF, built only from paper/*.tex and paper/generated/.
+# The PDF of the profile, built only from paper/*.tex and paper/generated/<profile>/.
 
 
 rule paper:
@@ -6,16 +6,16 @@ rule paper:
         "paper/main.tex",
         "paper/refs.bib",
         "pipelines/scripts/build_paper.py",
-        "paper/generated/macros.tex",
-        "paper/generated/sections.tex",
-        "paper/generated/tables",
-        "paper/generated/figures",
+        PROFILE.macros_tex,
+        PROFILE.sections_tex,
+        PROFILE.generated_tables,
+        PROFILE.generated_figures,
         sections=sorted(str(p) for p in Path("paper/sections").glob("*.tex")),
     output:
-        "paper/build/main.pdf",
+        PROFILE.pdf,
     conda:
         CONDA_ENV
     log:
         f"{RESULTS}/logs/paper.log",
     shell:
-        f"{PY} -m pipelines.scripts.build_paper > {{log}} 2>&1"
+        f"{PY} -m pipelines.scripts.build_paper --profile {PROFILE.name} > {{log}} 2>&1"

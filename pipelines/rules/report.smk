@@ -10,9 +10,9 @@ rule aggregate:
         REPORT_CODE,
     output:
         csv=directory(PROFILE.tables),
-        tex=directory("paper/generated/tables"),
-        macros="paper/generated/macros.tex",
-        sections="paper/generated/sections.tex",
+        tex=directory(PROFILE.generated_tables),
+        macros=PROFILE.macros_tex,
+        sections=PROFILE.sections_tex,
     conda:
         CONDA_ENV
     log:
@@ -28,7 +28,7 @@ rule figures:
         REPORT_CODE,
     output:
         png=directory(PROFILE.figures),
-        pdf=directory("paper/generated/figures"),
+        pdf=directory(PROFILE.generated_figures),
     conda:
         CONDA_ENV
     log:

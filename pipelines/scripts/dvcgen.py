@@ -98,9 +98,9 @@ def build(profile: Profile) -> dict[str, Any]:
         "deps": ["pipelines/scripts/aggregate.py", *report_deps],
         "outs": [
             profile.tables,
-            "paper/generated/tables",
-            "paper/generated/macros.tex",
-            "paper/generated/sections.tex",
+            profile.generated_tables,
+            profile.macros_tex,
+            profile.sections_tex,
         ],
     }
     stages["targets"] = {
@@ -111,18 +111,18 @@ def build(profile: Profile) -> dict[str, Any]:
     stages["figures"] = {
         "cmd": f"{py} -m pipelines.scripts.figures --profile {profile.name}",
         "deps": ["pipelines/scripts/figures.py", *report_deps],
-        "outs": [profile.figures, "paper/generated/figures"],
+        "outs": [profile.figures, profile.generated_figures],
     }
     stages["paper"] = {
-        "cmd": f"{py} -m pipelines.scripts.build_paper",
+        "cmd": f"{py} -m pipelines.scripts.build_paper --profile {profile.name}",
         "deps": [
             *PAPER_DEPS,
-            "paper/generated/tables",
-            "paper/generated/macros.tex",
-            "paper/generated/sections.tex",
-            "paper/generated/figures",
+            profile.generated_tables,
+            profile.macros_tex,
+            profile.sections_tex,
+            profile.generated_figures,
         ],
-        "outs": ["paper/build/main.pdf"],
+        "outs": [profile.pdf],
     }
     return {
         "stages": stages,
