@@ -10,19 +10,9 @@ import shutil
 import pytest
 
 from circadian_core.record import read_record
-from tests.workflow_helpers import BIN, make_toy_repo, run
+from tests.workflow_helpers import BIN, job_counts, make_toy_repo, run
 
 pytestmark = pytest.mark.slow
-
-
-def job_counts(stdout: str) -> dict[str, int]:
-    block = stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
-    counts = {}
-    for line in block.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 @pytest.fixture(scope="module")

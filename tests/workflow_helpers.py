@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,3 +89,13 @@ def make_toy_records(dest: Path) -> Path:
                  study=cell.study, variant=cell.variant, seed=cell.seed, device="cpu",
                  out=dest / profile.run_path(cell.study, cell.variant, cell.seed))
     return dest / "results"
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    block = stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = {}
+    for line in block.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
