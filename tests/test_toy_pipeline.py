@@ -52,6 +52,54 @@ def test_check_catches_a_number_missing_from_the_pdf(built, tmp_path):
     assert len(problems) == 1 and "notQuoted" in problems[0]
 
 
+def test_deleting_a_macro_the_text_uses_fails_the_paper_build(built):
+    macros = built / "paper/generated/toy/macros.tex"
+    original = macros.read_text()
+    try:
+        macros.write_text("".join(line for line in original.splitlines(keepends=True) if "toyPlainAccMean" not in line))
+        proc = run([str(BIN / "python"), "-m", "pipelines.scripts.build_paper", "--profile", "toy"], built, check=False)
+        assert proc.returncode != 0 and "Undefined control sequence" in proc.stderr
+    finally:
+        macros.write_text(original)
+        shutil.rmtree(built / "paper/build/toy", ignore_errors=True)  # the next build starts clean
+        run([str(BIN / "python"), "-m", "pipelines.scripts.build_paper", "--profile", "toy"], built)
+
+
+def test_a_second_snakemake_run_on_a_locked_folder_is_refused(tmp_path):
+    import subprocess
+    import time
+
+    from tests.workflow_helpers import env
+
+    repo = make_toy_repo(tmp_path)
+    cell = "results/toy/runs/toy/plain/seed1.json"
+    first = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", cell], cwd=repo, env=env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while not list((repo / ".snakemake/locks").glob("*")) and time.time() < deadline:
+            time.sleep(0.1)
+        second = run([str(BIN / "snakemake"), "--cores", "1", cell], repo, check=False)
+        assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+    finally:
+        first.communicate(timeout=300)
+    assert first.returncode == 0
+    assert read_record(repo / cell)["seed"] == 1
+
+
+def test_a_missing_record_names_the_command_that_makes_it(built, tmp_path):
+    record = built / "results/toy/runs/toy/shrunk/seed2.json"
+    kept = tmp_path / "seed2.json"
+    record.rename(kept)
+    try:
+        proc = run([str(BIN / "python"), "-m", "pipelines.scripts.aggregate", "--profile", "toy"], built, check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == ("error: 1 run record(s) missing, e.g. results/toy/runs/toy/shrunk/seed2.json; "
+                                       "run them first (snakemake results/toy/runs/toy/shrunk/seed2.json, or dvc repro)")
+    finally:
+        kept.rename(record)
+
+
 def test_rerun_of_one_seed_reruns_only_it_and_its_dependents(built):
     out = run([str(BIN / "snakemake"), "-n", "--forcerun", "results/toy/runs/toy/plain/seed1.json"], built).stdout
     assert job_counts(out) == {"run_cell": 1, "aggregate": 1, "targets": 1, "figures": 1, "paper": 1, "all": 1}

