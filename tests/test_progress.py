@@ -68,3 +68,22 @@ def test_history_reads_an_earlier_summary(tmp_path):
     path.write_text('{"progress": {"per_rule": {"run_cell": {"jobs": 2, "total_s": 8, "mean_s": 4.0}}}}')
     assert history_from(path) == {"run_cell": 4.0}
     assert history_from(tmp_path / "absent.json") == {}
+
+
+def test_brief_hides_job_blocks_and_keeps_errors():
+    out = io.StringIO()
+    error = "Error in rule aggregate:\n    jobid: 9\n    log: results/mini/logs/aggregate.log (check log file(s))\n"
+    follow(io.StringIO(LOG + error), RunLog(), out, brief=True)
+    text = out.getvalue()
+    assert "Job stats:" in text and "progress: 2/6" in text
+    assert error in text  # an error keeps its details
+    assert "wildcards:" not in text and "Finished jobid" not in text and "rule run_cell:" not in text
+
+
+def test_without_job_starts_the_eta_is_the_throughput_so_far():
+    quiet = "  Date: 2026-12-04 19:34:50\n" + "\n".join(
+        line for line in LOG.splitlines() if not line.startswith(("localrule", "rule", "    ")))
+    log = follow(io.StringIO(quiet), RunLog(cores=2), io.StringIO(), echo=False)
+    assert log.done == 2 and log.timed() == []
+    # 40 s for 2 of 6 jobs -> 80 s for the 4 left
+    assert log.remaining_seconds(log.now) == pytest.approx(80.0)

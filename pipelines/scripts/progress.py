@@ -1,7 +1,8 @@
 """Whole-run progress with an ETA, read from Snakemake's own log.
 
-``snakemake --profile pipelines/profiles/local 2>&1 | python -m pipelines.scripts.progress --cores 2``
-passes every line through and, after each finished job, prints one line::
+``snakemake --profile pipelines/profiles/local 2>&1 | python -m pipelines.scripts.progress --cores 2 --brief``
+passes Snakemake's lines through (``--brief``: all but its per-job blocks) and, after each finished
+job, prints one line::
 
     progress: 37/145 jobs (26%), 2m10s elapsed, about 5m40s left (run_cell 31/127, mean 4.1s)
 
@@ -31,6 +32,7 @@ WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
 FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
 STEPS = re.compile(r"^(\d+) of (\d+) steps \(\d+%\) done$")
 STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
+HEADER_DATE = re.compile(r"^\s+Date: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)$")
 
 
 def _parse_stamp(text: str) -> float:
@@ -47,11 +49,13 @@ class Job:
     jobid: int
     rule: str
     wildcards: dict[str, str]
-    start: float
+    start: float | None  # None: its start was not in the log (snakemake --quiet rules)
     end: float | None = None
 
     @property
     def seconds(self) -> float:
+        if self.start is None:
+            return 0.0
         return (self.end or self.start) - self.start
 
     @property
@@ -87,7 +91,9 @@ class RunLog:
             elif not line.strip() and self.planned:
                 self._in_stats = False
             return False
-        if m := STAMP.match(line):
+        if m := HEADER_DATE.match(line):
+            self.started_at = _dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+        elif m := STAMP.match(line):
             self._stamp = _parse_stamp(m.group(1))
             self.started_at = self.started_at if self.started_at is not None else self._stamp
         elif (m := START.match(line)) and self._stamp is not None:
@@ -98,7 +104,7 @@ class RunLog:
             self._pending.jobid = int(m.group(1))
             self.jobs[self._pending.jobid] = self._pending
         elif (m := FINISHED.match(line)) and self._stamp is not None:
-            job = self.jobs.setdefault(int(m.group(1)), Job(int(m.group(1)), m.group(2), {}, self._stamp))
+            job = self.jobs.setdefault(int(m.group(1)), Job(int(m.group(1)), m.group(2), {}, None))
             job.end = self._stamp
         elif m := STEPS.match(line):
             self.done, self.total = int(m.group(1)), int(m.group(2))
@@ -113,31 +119,42 @@ class RunLog:
     def finished(self) -> list[Job]:
         return [j for j in self.jobs.values() if j.end is not None]
 
+    def timed(self) -> list[Job]:
+        """Finished jobs whose start is known too."""
+        return [j for j in self.finished() if j.start is not None]
+
     def expected(self, rule: str) -> float:
         """Expected seconds of one more job of ``rule``."""
-        own = [j.seconds for j in self.finished() if j.rule == rule]
+        own = [j.seconds for j in self.timed() if j.rule == rule]
         if own:
             return sum(own) / len(own)
         if rule in self.history:
             return self.history[rule]
-        every = [j.seconds for j in self.finished()]
+        every = [j.seconds for j in self.timed()]
         return sum(every) / len(every) if every else 0.0
 
     def remaining_seconds(self, now: float) -> float:
-        """Expected job-seconds left (running jobs count what they have left), over the cores."""
+        """Expected job-seconds left (running jobs count what they have left), over the cores.
+
+        Without job starts in the log (``--quiet rules``): the throughput so far, elapsed time per
+        finished job, times the jobs left.
+        """
+        if len(self.timed()) < len(self.finished()) or not self.planned:
+            elapsed = now - (self.started_at or now)
+            return elapsed / self.done * (self.total - self.done) if self.done else 0.0
         left = 0.0
         for rule, planned in self.planned.items():
             mine = [j for j in self.jobs.values() if j.rule == rule]
             running = [j for j in mine if j.end is None]
             not_started = max(0, planned - len(mine))
             exp = self.expected(rule)
-            left += not_started * exp + sum(max(0.0, exp - (now - j.start)) for j in running)
+            left += not_started * exp + sum(max(0.0, exp - (now - (j.start or now))) for j in running)
         return left / max(1, self.cores)
 
     def line(self, now: float) -> str:
         elapsed = now - (self.started_at or now)
         pct = round(100 * self.done / self.total) if self.total else 0
-        cells = [j for j in self.finished() if j.rule == "run_cell"]
+        cells = [j for j in self.timed() if j.rule == "run_cell"]
         detail = ""
         if cells and "run_cell" in self.planned:
             detail = f" (run_cell {len(cells)}/{self.planned['run_cell']}, mean {self.expected('run_cell'):.1f}s)"
@@ -148,7 +165,7 @@ class RunLog:
         """Time per rule (and per study for cells) of the finished jobs, and the slowest jobs."""
         per_rule: dict[str, dict[str, float]] = {}
         per_study: dict[str, dict[str, float]] = {}
-        for job in self.finished():
+        for job in self.timed():
             groups = [(per_rule, job.rule)]
             if "study" in job.wildcards:
                 groups.append((per_study, job.wildcards["study"]))
@@ -161,7 +178,7 @@ class RunLog:
             for row in table.values():
                 row["mean_s"] = row["total_s"] / row["jobs"]
         ends = [j.end for j in self.finished() if j.end is not None]
-        slowest = sorted(self.finished(), key=lambda j: -j.seconds)[:10]
+        slowest = sorted(self.timed(), key=lambda j: -j.seconds)[:10]
         return {
             "jobs_done": self.done,
             "jobs_total": self.total,
@@ -192,10 +209,29 @@ def render_summary(summary: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def follow(lines: Iterable[str], log: RunLog, out: IO[str], *, echo: bool = True) -> RunLog:
-    """Pass ``lines`` to ``out`` and add a progress line after each finished job."""
+JOB_INFO = re.compile(r"^(Shell command: |Select jobs to execute|Execute \d+ jobs|(local)?rule \w+:$|\[\w{3} \w{3} )")
+
+
+def _hidden_in_brief(line: str, after_hidden: bool) -> bool:
+    """A line of a per-job block: its header, its indented fields, its finish and step lines."""
+    text = line.rstrip("\n")
+    if text.startswith((" ", "\t")) and text.strip():
+        return after_hidden  # the fields of a job block, but not those of an error block
+    return bool(JOB_INFO.match(text) or FINISHED.match(text) or STEPS.match(text))
+
+
+def follow(lines: Iterable[str], log: RunLog, out: IO[str], *, echo: bool = True, brief: bool = False) -> RunLog:
+    """Pass ``lines`` to ``out`` and add a progress line after each finished job.
+
+    ``brief`` leaves out Snakemake's per-job blocks and step counts (what ``--quiet rules`` hides), keeping
+    everything else: errors with their details, warnings, the job stats.
+    """
+    after_hidden = False
     for line in lines:
-        if echo:
+        hidden = brief and _hidden_in_brief(line, after_hidden)
+        if line.strip() and not line.startswith((" ", "\t")):
+            after_hidden = hidden
+        if echo and not hidden:
             out.write(line if line.endswith("\n") else line + "\n")
         if log.feed(line):
             out.write(log.line(log.now) + "\n")
@@ -209,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--history", help="JSON of an earlier run (benchmarks/repro.py or --json) for first estimates")
     ap.add_argument("--json", help="write the summary (time per rule and per study) here")
     ap.add_argument("--quiet", action="store_true", help="print only the progress lines and the summary")
+    ap.add_argument("--brief", action="store_true",
+                    help="leave out Snakemake's per-job blocks (as its --quiet rules does) but keep errors")
     args = ap.parse_args(argv)
     log = follow(sys.stdin, RunLog(cores=args.cores, history=history_from(args.history)), sys.stdout,
-                 echo=not args.quiet)
+                 echo=not args.quiet, brief=args.brief)
     summary = log.summary()
     print(render_summary(summary))
     if args.json:
