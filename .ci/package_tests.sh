@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Each package stands alone: for each of the four distributions, a fresh venv holding only that
 # package, its declared dependencies (its [test] extra included) and pytest, then that package's
-# own tests, run from the installed copy (no repository root on sys.path, no repo pytest config).
+# own tests (a copy of its tests/ folder, outside the repository), run against the installed package:
+# no repository root on sys.path, no repository pytest config.
 # torch comes from the local index at the version requirements/constraints.txt pins. Each venv is
 # deleted after use. A test that imports something the package does not declare fails here.
 #
@@ -37,8 +38,13 @@ for pkg in "${PACKAGES[@]}"; do
   echo "=== $pkg: fresh venv $venv"
   "$PYTHON" -m venv "$venv"
   pip=("$venv/bin/python" -m pip install -q -c "$CONSTRAINTS")
-  spec=("./packages/$pkg$(extras_of "$pkg")" pytest)
-  [ "$pkg" = circadian-core ] || spec=(./packages/circadian-core "${spec[@]}")  # the local core, never PyPI's
+  # build from clean copies: setuptools leaves build/ in the source folder, and a stale build/lib
+  # would be installed instead of the code under test
+  for p in circadian-core "$pkg"; do
+    [ -d "$venv/src/$p" ] || (mkdir -p "$venv/src" && cp -r "packages/$p" "$venv/src/$p" && rm -rf "$venv/src/$p/build" "$venv/src/$p"/src/*.egg-info)
+  done
+  spec=("$venv/src/$pkg$(extras_of "$pkg")" pytest)
+  [ "$pkg" = circadian-core ] || spec=("$venv/src/circadian-core" "${spec[@]}")  # the local core, never PyPI's
   ok=1
   if ! "${pip[@]}" "${spec[@]}"; then
     echo "error: $pkg does not install with its declared dependencies" >&2; ok=0
@@ -51,7 +57,7 @@ for pkg in "${PACKAGES[@]}"; do
   if [ $ok = 1 ]; then
     # from the package folder, with the package's own pyproject as pytest's config: the repository root
     # is not on sys.path, so `import pipelines` (or any undeclared module) fails as it would for a user.
-    (cd "packages/$pkg" && env -u PYTHONPATH MPLBACKEND=Agg "$venv/bin/pytest" -q -p no:cacheprovider \
+    (cd "$venv/src/$pkg" && env -u PYTHONPATH MPLBACKEND=Agg "$venv/bin/pytest" -q -p no:cacheprovider \
       -c pyproject.toml --rootdir . --import-mode=importlib tests) || ok=0
   fi
   if [ "${KEEP_VENVS:-0}" = 1 ]; then echo "kept $venv"; else rm -rf "$venv"; fi
