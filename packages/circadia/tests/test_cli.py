@@ -21,7 +21,9 @@ def test_cli_round_trip(tmp_path, tiny_model_dir, monkeypatch, capsys):
     mem = home / "memories.jsonl"
     assert oct(mem.stat().st_mode & 0o777) == "0o600"
     rows = [json.loads(x) for x in mem.read_text().splitlines()]
-    assert [r["messages"][0]["content"] for r in rows] == ["Hello there!", "My password is hunter2-orange, ok?"]
+    # the day log keeps nothing raw: the password was redacted before the turn was written
+    assert [r["messages"][0]["content"] for r in rows] == ["Hello there!", "My password is [REDACTED:password_phrase], ok?"]
+    assert b"hunter2-orange" not in mem.read_bytes()
     assert all(r["session"] == "s1" and r["source"] == "chat" for r in rows)
 
     log = write_log(tmp_path / "old.jsonl", [(f"Question {i}?", f"Answer {i}.") for i in range(5)])

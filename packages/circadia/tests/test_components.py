@@ -7,7 +7,13 @@ import pytest
 
 from circadia.dreamer import DreamConfig, dream, parse_dream
 from circadia.evaluation import is_heldout, run_harness, score, select_harness
-from circadia.hippocampus import HashingEmbedder, NumpyStore, context_message, open_store
+from circadia.hippocampus import (
+    HashingEmbedder,
+    NumpyStore,
+    context_block,
+    open_store,
+    user_message_with_context,
+)
 from circadia.journal import Turn
 
 SRC = Turn(id="m1", messages=[{"role": "user", "content": "How do I reverse a list?"}, {"role": "assistant", "content": "Use items[::-1]."}])
@@ -114,7 +120,9 @@ def test_store_add_query_persist(tmp_path, kind):
     again = open_store(tmp_path / kind, emb, kind)
     assert again.count() == 3 and again.query("staging ip", 1)[0].id == "b"
     assert all("ghp_" not in h.text for h in again.query("token", 3))
-    assert context_message(hits)["role"] == "system" and context_message(hits, min_score=2.0) is None
+    msg = user_message_with_context("what is my dog called?", hits)
+    assert msg["role"] == "user" and msg["content"].endswith("what is my dog called?") and "> User: my dog is Pixel" in msg["content"]
+    assert context_block(hits, min_score=2.0) is None
 
 
 def test_numpy_store_recovers_from_a_kill_between_writes(tmp_path):

@@ -5,6 +5,7 @@
     circadia cycle                        one night: pre-eval, route, dream, train, post-eval, decide
     circadia nights N                     N simulated days + nights on the shipped day logs
     circadia status                       current adapter, nights, memories
+    circadia rollback [VERSION]           make an earlier accepted version current (0: the base model)
 
 Every command takes ``--home`` (default ``$CIRCADIA_HOME`` or ./circadia-home). Settings come
 from ``<home>/config.json|yaml``, then ``--config FILE``, then flags.
@@ -25,6 +26,7 @@ from circadian_core.config import ConfigError
 
 def _base_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="circadia", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     ap.add_argument("--home", type=Path, default=None, help="circadia home folder (default $CIRCADIA_HOME or ./circadia-home)")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
@@ -78,22 +80,36 @@ def _base_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=Path, help="a folder of dayNN.jsonl logs (default: the shipped ones)")
 
     sub.add_parser("status", help="show the home's state")
+
+    p = sub.add_parser("rollback", help="make an earlier accepted version current (default: the one before)")
+    p.add_argument("version", nargs="?", help="a night number (0 or 'base': the base model); default: the previous good version")
     return ap
 
 
-def _home_config(home: Home) -> dict[str, Any]:
-    from circadia.config import load_config_file
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    for name in ("config.json", "config.yaml", "config.yml"):
-        if (home.root / name).exists():
-            return load_config_file(home.root / name)
-    return {}
+    try:
+        return version("circadia")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown (not installed)"
+
+
+def _config_files(home: Home, args) -> list[Path]:
+    files = [home.root / n for n in ("config.json", "config.yaml", "config.yml") if (home.root / n).exists()][:1]
+    return files + ([args.config] if getattr(args, "config", None) else [])
 
 
 def build_config(args, home: Home):
+    """Home config file, then ``--config``, then flags; each file is checked on its own first, so
+    an error names the file (and the key) it comes from."""
     from circadia.config import load_config_file, merged, night_config
 
-    values = merged(_home_config(home), load_config_file(args.config) if getattr(args, "config", None) else {})
+    values: dict[str, Any] = {}
+    for path in _config_files(home, args):
+        data = load_config_file(path)
+        night_config(data, where=str(path))
+        values = merged(values, data)
     flags: dict[str, Any] = {}
     for key in ("model", "backend", "device", "threads", "seed", "store", "embedder"):
         if getattr(args, key, None) is not None:
@@ -112,18 +128,24 @@ def build_config(args, home: Home):
         flags["rollback"] = {"enabled": False}
     if getattr(args, "merge", False):
         flags["merge"] = True
+    night_config(flags, where="command-line flags")
     return night_config(merged(values, flags), where="circadia config")
 
 
 def cmd_chat(args, home: Home) -> int:
     from circadia.backends.base import make_backend
-    from circadia.hippocampus import context_message
+    from circadia.hippocampus import user_message_with_context
     from circadia.journal import Journal
+    from circadia.recovery import usable_version
     from circadia.sleep.night import open_hippocampus, resolve_base
 
     cfg = build_config(args, home)
     home.init()
     state = home.load_state()
+    version, problem = usable_version(home, state)  # before any model is loaded
+    if problem is not None:
+        print(f"warning: {problem}; chatting with {version.describe()} (the next night sets it aside)", file=sys.stderr)
+        state.current_adapter, state.base_model = version.adapter, version.base_model
     base = resolve_base(home, state, cfg, None)
     adapter = home.resolve(state.current_adapter)
     backend = make_backend(cfg.backend, device=cfg.device)
@@ -149,16 +171,13 @@ def cmd_chat(args, home: Home) -> int:
         prompt: list[dict[str, str]] = []
         if args.system:
             prompt.append({"role": "system", "content": args.system})
-        if store is not None:
-            hits = store.query(text, args.k)
-            ctx = context_message(hits, min_score=args.min_score)
-            if args.rag_verbose:
-                for h in hits:
-                    print(f"  [retrieved {h.score:.2f}] {h.text[:120]!r}", file=sys.stderr)
-            if ctx is not None:
-                prompt.append(ctx)
+        hits = store.query(text, args.k) if store is not None else []
+        if args.rag_verbose:
+            for h in hits:
+                print(f"  [retrieved {h.score:.2f}] {h.text[:120]!r}", file=sys.stderr)
         keep = history[-2 * args.history :] if args.history > 0 else []
-        prompt += keep + [{"role": "user", "content": text}]
+        # retrieved memories: a quoted block inside the user's turn, never a system message
+        prompt += keep + [user_message_with_context(text, hits, min_score=args.min_score)]
         reply = backend.generate(prompt, max_tokens=args.max_tokens, temperature=args.temperature, seed=cfg.seed + n)
         print(reply, flush=True)
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
@@ -210,13 +229,38 @@ def cmd_nights(args, home: Home) -> int:
 
 def cmd_status(args, home: Home) -> int:
     from circadia.journal import Journal
+    from circadia.recovery import current_version, versions
 
     state = home.load_state()
     out = {"home": str(home.root), "nights": state.nights, "attempts": state.attempts,
            "current_adapter": state.current_adapter, "base_model": state.base_model,
+           "version": current_version(home, state).night, "versions": [v.night for v in versions(home)],
            "memories": Journal(home.memories).count(), "consumed_lines": state.consumed_lines,
            "history": state.history[-10:]}
     print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_rollback(args, home: Home) -> int:
+    from circadia.home import HomeLock
+    from circadia.recovery import rollback
+
+    target = None
+    if args.version is not None:
+        if str(args.version).lower() == "base":
+            target = 0
+        else:
+            try:
+                target = int(str(args.version).removeprefix("night-"))
+            except ValueError:
+                print(f"error: VERSION is a night number (see `circadia status`) or 'base', got {args.version!r}", file=sys.stderr)
+                return 2
+    if not home.root.exists():
+        print(f"error: {home.root} is not a circadia home", file=sys.stderr)
+        return 2
+    with HomeLock(home):
+        v = rollback(home, target)
+    print(f"now using {v.describe()}")
     return 0
 
 
@@ -243,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = _base_parser().parse_args(argv)
     home = Home(args.home or default_home())
-    handlers = {"chat": cmd_chat, "remember": cmd_remember, "cycle": cmd_cycle, "nights": cmd_nights, "status": cmd_status}
+    handlers = {"chat": cmd_chat, "remember": cmd_remember, "cycle": cmd_cycle, "nights": cmd_nights, "status": cmd_status,
+                "rollback": cmd_rollback}
     try:
         return handlers[args.cmd](args, home)
     except (ConfigError, FileNotFoundError, RuntimeError, ValueError) as err:

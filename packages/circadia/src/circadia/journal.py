@@ -6,8 +6,13 @@ A turn record::
      "messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}
 
 ``messages`` may carry a leading system message and earlier turns as context; the last message is
-the assistant reply. Extra keys (``day``, ``tags``) are kept. Nothing here ever rewrites the file.
-"""
+the assistant reply. Extra keys (``day``, ``tags``) are kept.
+
+Nothing raw is kept: every message is redacted (:mod:`circadia.redaction`) and cut to
+``max_message_chars`` (with a note) *before* the turn is written, and a bad line of an imported
+log is redacted before it is quarantined. Appends hold a short lock (``.memories.jsonl.lock``)
+so the retention limit (:mod:`circadia.retention`) can blank old turns while a chat is open.
+Nothing else ever rewrites the file."""
 
 from __future__ import annotations
 
@@ -21,6 +26,9 @@ from typing import Any
 
 from circadia.backends.base import ROLES, Example
 from circadia.jsonl import ReadResult, append_jsonl, read_jsonl
+from circadia.redaction import redact, redact_messages
+
+MAX_MESSAGE_CHARS = 20_000  # a longer message is cut, with a note, before it is written
 
 
 @dataclass
@@ -100,32 +108,56 @@ def turn_from_json(obj: dict[str, Any], *, source: str | None = None) -> Turn:
 
 
 class Journal:
-    """``memories.jsonl`` of one circadia home."""
+    """``memories.jsonl`` of one circadia home (turns are redacted and size-capped on the way in)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, max_message_chars: int | None = MAX_MESSAGE_CHARS):
         self.path = Path(path)
+        self.max_message_chars = max_message_chars
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.lock")
+
+    def lock(self, timeout: float = 60.0):
+        """The file lock every writer of the journal holds (appends for milliseconds)."""
+        from filelock import FileLock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.lock_path), timeout=timeout)
+
+    def clean(self, turn: Turn) -> Turn:
+        """``turn`` with every message redacted and capped (a new Turn; the argument is untouched)."""
+        msgs, found = redact_messages(turn.messages, cap=self.max_message_chars)
+        extra = dict(turn.extra)
+        if found:  # the kinds redacted on the way in (the night counts them)
+            extra["redacted"] = list(extra.get("redacted") or []) + found
+        return Turn(id=turn.id, messages=msgs, ts=turn.ts, session=turn.session, source=turn.source, extra=extra)
 
     def append(self, turn: Turn) -> Turn:
-        append_jsonl(self.path, turn.to_json(), private=True)
-        return turn
+        """Write one turn (redacted); returns what was written."""
+        return self.append_many([turn])[0]
 
-    def append_many(self, turns: Iterable[Turn]) -> int:
-        turns = list(turns)
-        append_jsonl(self.path, [t.to_json() for t in turns], private=True)
-        return len(turns)
+    def append_many(self, turns: Iterable[Turn]) -> list[Turn]:
+        """Write turns (redacted) in one durable append; returns what was written."""
+        clean = [self.clean(t) for t in turns]
+        with self.lock():
+            append_jsonl(self.path, [t.to_json() for t in clean], private=True)
+        return clean
 
     def record(self, messages: list[dict[str, str]], *, session: str = "", source: str = "chat", **extra: Any) -> Turn:
+        """Append a new turn of ``messages`` (id from the redacted text); returns the written turn."""
         ts = now_iso()
-        turn = Turn(id=turn_id(messages, ts, salt=session + str(self.count())), messages=messages, ts=ts,
-                    session=session, source=source, extra=extra)
-        return self.append(turn)
+        clean = self.clean(Turn(id="", messages=messages, ts=ts, session=session, source=source, extra=extra))
+        clean.id = turn_id(clean.messages, ts, salt=session + str(self.count()))
+        return self.append(clean)
 
     def read(self, *, start_line: int = 1) -> tuple[list[Turn], list[int], ReadResult]:
-        """Turns from ``start_line`` on, their line numbers, and the read result (bad lines quarantined)."""
-        res = read_jsonl(self.path, check=check_turn, start_line=start_line)
+        """Turns from ``start_line`` on, their line numbers, and the read result (bad lines quarantined, redacted)."""
+        res = read_jsonl(self.path, check=check_turn, start_line=start_line, scrub=lambda text: redact(text)[0])
         return [turn_from_json(o) for o in res.records], res.line_numbers, res
 
     def count(self) -> int:
+        """Lines in the file (blanked old turns included: line numbers never change)."""
         if not self.path.exists():
             return 0
         with open(self.path, "rb") as fh:
@@ -137,7 +169,8 @@ def import_log(src: str | Path, journal: Journal, *, source: str = "import", id_
     """``circadia remember``: append every valid turn of ``src`` to the journal; bad lines are
     reported with their line numbers and quarantined (default: ``quarantine.jsonl`` beside the
     journal, so the user's folder is left alone). Returns (count, read result)."""
-    res = read_jsonl(src, check=check_turn, quarantine=quarantine or journal.path.with_name("quarantine.jsonl"))
+    res = read_jsonl(src, check=check_turn, quarantine=quarantine or journal.path.with_name("quarantine.jsonl"),
+                     scrub=lambda text: redact(text)[0])
     turns = []
     for obj in res.records:
         t = turn_from_json(obj, source=source)

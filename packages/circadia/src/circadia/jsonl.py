@@ -1,16 +1,19 @@
 """JSONL that never loses a line: durable appends, and reads that quarantine what they cannot parse.
 
-- :func:`append_jsonl` appends one record with ``O_APPEND`` + ``fsync`` (a crash leaves either the
-  whole line or none of it - a torn last line is caught by the reader) and keeps the file at mode
-  0600 (chat logs are private).
-- :func:`read_jsonl` returns the valid records and, for every line that is not valid JSON or fails
-  the caller's check, reports the file and line number (stderr, and in the result) and copies the line verbatim into a
-  quarantine file next to it (once per line: rereading does not duplicate entries). The source
-  file is never modified.
-"""
+- :func:`append_jsonl` appends records with ``O_APPEND`` + ``fsync`` and keeps the file at mode
+  0600 (chat logs are private). It writes every byte or none: ``os.write`` may write less than
+  asked (a full disk); the rest is retried, and on an error the file is cut back to its old
+  length before the error is raised, so no torn line is ever left behind.
+- :func:`read_jsonl` returns the valid records and, for every line that is not strict UTF-8, not
+  valid JSON, holds an unpaired surrogate escape (``"\\ud800"``: it would crash a tokenizer on
+  every later night) or fails the caller's check, reports the file and line number (stderr, and in
+  the result) and copies the line into a quarantine file next to it (once per line: rereading does
+  not duplicate entries; ``scrub`` may redact it first). The source file is never modified."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from circadian_core.record import write_json_atomic  # the one implementation (re-exported for old imports)
+
 PRIVATE_MODE = 0o600
+__all__ = ["BadLine", "ReadResult", "append_jsonl", "quarantine_path", "read_jsonl", "write_all", "write_json_atomic"]
 
 
 @dataclass
@@ -43,7 +49,7 @@ class ReadResult:
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any] | Iterable[dict[str, Any]], *, private: bool = True) -> None:
-    """Append one record (or several) durably; the file is created with mode 0600 when ``private``."""
+    """Append one record (or several) durably and whole; the file is kept at mode 0600 when ``private``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     records = [record] if isinstance(record, dict) else list(record)
@@ -62,10 +68,26 @@ def append_jsonl(path: str | Path, record: dict[str, Any] | Iterable[dict[str, A
                 fh.seek(size - 1)
                 if fh.read(1) != b"\n":
                     data = b"\n" + data
-        os.write(fd, data)
+        write_all(fd, data, size)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes, size: int) -> None:
+    """Write all of ``data`` to ``fd`` (opened ``O_APPEND``, ``size`` bytes long before), looping
+    over short writes; on any error cut the file back to ``size`` and raise."""
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.write(fd, view)
+            if n <= 0:
+                raise OSError(errno.EIO, f"os.write wrote {n} bytes")
+            view = view[n:]
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
 
 
 def quarantine_path(path: str | Path) -> Path:
@@ -84,43 +106,63 @@ def read_jsonl(
     quarantine: str | Path | None = None,
     start_line: int = 1,
     warn: bool = True,
+    scrub: Callable[[str], str] | None = None,
 ) -> ReadResult:
     """Valid records of ``path`` from line ``start_line`` (1-based) on; bad lines quarantined.
 
     ``check(obj)`` returns an error string for a parsed object that is not usable (or None).
     ``quarantine`` defaults to ``<stem>.quarantine.jsonl`` beside ``path``; each entry records the
-    source file, line number, error and the raw line. Blank lines are ignored.
+    source file, line number, error and the raw line (passed through ``scrub`` when given, e.g. a
+    secret redactor). Blank lines are ignored.
     """
     path = Path(path)
     qpath = Path(quarantine) if quarantine is not None else quarantine_path(path)
     result = ReadResult(records=[], line_numbers=[], quarantine=qpath)
     if not path.exists():
         return result
-    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+    with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if lineno < start_line:
                 continue
-            text = raw.rstrip("\n")
-            if not text.strip():
+            obj, error, text = _parse_line(raw.rstrip(b"\r\n"), check)
+            if error is None and obj is _BLANK:
                 continue
-            try:
-                obj = json.loads(text)
-                error = check(obj) if check is not None else None
-            except json.JSONDecodeError as err:
-                error = f"invalid JSON ({err.msg} at column {err.colno})"
-            except UnicodeError as err:  # pragma: no cover - surrogateescape keeps reads going
-                error = f"invalid text encoding ({err})"
             if error is None:
                 result.records.append(obj)
                 result.line_numbers.append(lineno)
             else:
-                result.bad.append(BadLine(str(path), lineno, error, text))
+                result.bad.append(BadLine(str(path), lineno, error, scrub(text) if scrub else text))
     if result.bad:
         _quarantine(qpath, path, result.bad)
         if warn:
             for bad in result.bad:
                 print(f"warning: corrupt line skipped: {bad.message()} -> quarantined in {qpath}", file=sys.stderr)
     return result
+
+
+_BLANK = object()
+
+
+def _parse_line(raw: bytes, check: Callable[[Any], str | None] | None) -> tuple[Any, str | None, str]:
+    """(object, error, text) of one line: strict UTF-8, JSON, no unpaired surrogates, ``check``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, f"invalid UTF-8 (byte {err.start + 1} of the line: {raw[err.start:err.start + 1]!r})", raw.decode("utf-8", "replace")
+    if not text.strip():
+        return _BLANK, None, text
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, f"invalid JSON ({err.msg} at column {err.colno})", text
+    except RecursionError:
+        return None, "invalid JSON (nested too deeply)", text
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        return None, f"invalid text: an unpaired surrogate escape ({err.reason})", text
+    error = check(obj) if check is not None else None
+    return obj, error, text
 
 
 def _quarantine(qpath: Path, source: Path, bad: list[BadLine]) -> None:
@@ -138,32 +180,6 @@ def _quarantine(qpath: Path, source: Path, bad: list[BadLine]) -> None:
         if key not in seen:
             seen.add(key)
             fresh.append({"key": key, "source": str(source), "line": b.line, "error": b.error,
-                          "raw": b.raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")})
+                          "raw": b.raw})
     if fresh:
         append_jsonl(qpath, fresh)
-
-
-def write_json_atomic(path: str | Path, obj: Any, *, private: bool = False) -> Path:
-    """Write JSON to ``path`` via a fsynced temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True, ensure_ascii=False, default=_default)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    if private:
-        os.chmod(tmp, PRIVATE_MODE)
-    tmp.replace(path)
-    return path
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "to_json"):
-        return obj.to_json()
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -210,7 +210,8 @@ def tokenize_chat(tokenizer, messages: Sequence[dict[str, str]], max_seq_len: in
 
     ``loss_mask[t] == 1`` when token ``t`` belongs to an assistant reply (its text and end-of-turn
     marker): a target, predicted from tokens ``< t``. Everything else (system, user, role headers)
-    is context only. Longer chats are cut to the first ``max_seq_len`` tokens.
+    is context only. Longer chats are cut from the left (:func:`reply_window`): the last reply
+    is kept and the context before it shortened, so a long paste never leaves nothing to learn.
     """
     text, spans = assistant_spans(tokenizer, validate_messages(messages))
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -225,8 +226,27 @@ def tokenize_chat(tokenizer, messages: Sequence[dict[str, str]], max_seq_len: in
                 mask[t] = 1
                 break
     if max_seq_len is not None and len(ids) > max_seq_len:
-        ids, mask = ids[:max_seq_len], mask[:max_seq_len]
+        start, end = reply_window(mask, max_seq_len)
+        ids, mask = ids[start:end], mask[start:end]
     return ids, mask
+
+
+def reply_window(mask: Sequence[int], max_len: int) -> tuple[int, int]:
+    """``(start, end)`` of the ``max_len`` tokens kept of a longer chat: the window starts as far
+    left as it can while still reaching the start of the last assistant reply plus as much of the
+    reply as fits (context is cut from the left, the reply from the right only when it alone is
+    longer than ``max_len``)."""
+    n = len(mask)
+    last = n - 1
+    while last >= 0 and not mask[last]:
+        last -= 1
+    if last < 0:  # no reply at all: keep the end
+        return max(0, n - max_len), n
+    first = last
+    while first > 0 and mask[first - 1]:
+        first -= 1
+    end = min(n, first + max_len)
+    return max(0, end - max_len), end
 
 
 def pad_id_of(tokenizer) -> int:

@@ -6,6 +6,10 @@ prefix of the batch list the number of replay examples is ``round(k * replay_fra
 examples (memories and dreams) and replay examples are each drawn by walking a seeded
 permutation, reshuffled on every pass, so a log smaller than one batch is simply repeated, and
 every new example is seen before any is seen twice.
+
+Given the backend's ``tokenizer``, every example is tokenized once first (as training will):
+one that raises, or whose reply has no token left within ``max_seq_len``, is left out and
+reported in ``BatchList.quarantined`` (a poison turn never stops the night).
 """
 
 from __future__ import annotations
@@ -18,7 +22,39 @@ from pathlib import Path
 
 import numpy as np
 
-from circadia.backends.base import Example
+from circadia.backends.base import Example, tokenize_chat
+from circadia.quarantine import QuarantinedTurn, error_line
+
+
+class BatchList(list):
+    """The night's batches (a plain ``list`` of batches) plus the examples left out of them.
+
+    ``quarantined`` lists a :class:`~circadia.quarantine.QuarantinedTurn` (stage ``"tokenize"``)
+    for every example that could not be tokenized or kept no reply token; empty when
+    :func:`build_batches` was called without a tokenizer.
+    """
+
+    def __init__(self, batches=(), quarantined: list[QuarantinedTurn] | None = None):
+        super().__init__(batches)
+        self.quarantined: list[QuarantinedTurn] = list(quarantined or [])
+
+
+def screen_examples(examples: Sequence[Example], tokenizer, max_seq_len: int | None) -> tuple[list[Example], list[QuarantinedTurn]]:
+    """``(usable, quarantined)``: each example tokenized once (as training and scoring do); one that
+    raises, or keeps no assistant token within ``max_seq_len``, is quarantined with the reason."""
+    ok: list[Example] = []
+    bad: list[QuarantinedTurn] = []
+    for ex in examples:
+        try:
+            _, mask = tokenize_chat(tokenizer, ex.messages, max_seq_len)
+            error = None if any(mask[1:]) else f"no reply token within max_seq_len={max_seq_len}"
+        except Exception as err:
+            error = error_line(err)
+        if error is None:
+            ok.append(ex)
+        else:
+            bad.append(QuarantinedTurn(turn=ex.meta.get("turn"), stage="tokenize", error=error, source=ex.source))
+    return ok, bad
 
 
 class _Cycler:
@@ -65,15 +101,27 @@ def build_batches(
     replay_fraction: float,
     seed: int,
     max_epochs: float | None = None,
-) -> list[list[Example]]:
+    tokenizer=None,
+    max_seq_len: int | None = None,
+) -> BatchList:
     """Ordered training batches for one night (identical for every backend and run with ``seed``).
 
     Empty when there is nothing new to learn (no memories and no dreams) or ``iters == 0``.
-    With an empty ``replay_pool`` the replay fraction is 0.
+    With an empty ``replay_pool`` the replay fraction is 0. With a ``tokenizer``, examples that
+    cannot be tokenized (or keep no reply token within ``max_seq_len``) are left out first and
+    listed in the result's ``quarantined``.
     """
+    quarantined: list[QuarantinedTurn] = []
+    if tokenizer is not None:
+        groups = []
+        for group in (memories, dreams, replay_pool):
+            kept, bad = screen_examples(group, tokenizer, max_seq_len)
+            groups.append(kept)
+            quarantined += bad
+        memories, dreams, replay_pool = groups
     new = [*memories, *dreams]
     if not new or iters <= 0:
-        return []
+        return BatchList([], quarantined)
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     fraction = replay_fraction if replay_pool else 0.0
@@ -88,7 +136,7 @@ def build_batches(
             batch += [replay_stream.take() for _ in range(n_replay)]
         order = rng.permutation(len(batch))
         batches.append([batch[i] for i in order])
-    return batches
+    return BatchList(batches, quarantined)
 
 
 def mix_summary(batches: Sequence[Sequence[Example]]) -> dict[str, float]:

@@ -28,8 +28,9 @@ from circadia.hippocampus import make_embedder, open_store
 from circadia.home import Home, HomeLock, State
 from circadia.journal import Journal
 from circadia.jsonl import append_jsonl, write_json_atomic
+from circadia.quarantine import QuarantinedTurn, write_quarantine
 from circadia.router import route
-from circadia.sleep.batches import build_batches, mix_summary, write_batches
+from circadia.sleep.batches import build_batches, mix_summary, screen_examples, write_batches
 
 Log = Callable[[str], None]
 
@@ -108,9 +109,7 @@ def run_night(
     say = log or (lambda _m: None)
     hooks = hooks or {}
     with HomeLock(home):
-        leftovers = home.clean_leftovers()
-        if leftovers:
-            say(f"cleaned up after an interrupted night: {', '.join(leftovers)}")
+        home.recover(say, retention_days=cfg.retention_days)  # leftovers, a damaged adapter, retention
         return _night(home, cfg, tag=tag, probes=probes, model_dir=model_dir, backend=backend, store=store, say=say, hooks=hooks)
 
 
@@ -150,9 +149,9 @@ def _night(home, cfg, *, tag, probes, model_dir, backend, store, say, hooks) -> 
         decisions.append({**dec.to_json(), "heldout": held, "to_lora": dec.to_lora and not held})
         if dec.to_store:
             to_store.append(clean)
-        if not held:
+        if dec.to_lora and not held:  # to_lora is False only for a quarantined (poison) turn
             clean_train.append(clean)
-    heldout_clean = [route(tu, cfg.router)[0] for tu in heldout_turns]
+    heldout_clean = [c for c, d in (route(tu, cfg.router) for tu in heldout_turns) if d.quarantine is None]
     if cfg.eval.max_heldout is not None:
         heldout_clean = heldout_clean[-cfg.eval.max_heldout :]
     heldout = [tu.example("heldout") for tu in heldout_clean]
@@ -173,7 +172,7 @@ def _night(home, cfg, *, tag, probes, model_dir, backend, store, say, hooks) -> 
     timings["store"] = time.perf_counter() - t
 
     # ---- nothing new to learn: log and stop
-    if not train_turns:
+    if not clean_train:
         record.update({"status": "skipped", "reason": "no new memories to sleep on"})
         state.consumed_lines = last_line
         return _finish(home, state, record, night_dir, timings, t_start, say, store=store, probes=probes, to_store=to_store, cfg=cfg)
@@ -187,6 +186,7 @@ def _night(home, cfg, *, tag, probes, model_dir, backend, store, say, hooks) -> 
     want = (str(base), str(home.resolve(current)) if current else None)
     if getattr(backend, "loaded", None) != want:  # a backend handed over from last night may hold it already
         backend.load(base, home.resolve(current) if current else None)
+    heldout, bad_heldout = screen_examples(heldout, backend.tokenizer, getattr(backend, "eval_max_len", None))
     timings["load"] = time.perf_counter() - t
     record["base_model"], record["previous_adapter"] = str(base), current
 
@@ -211,7 +211,12 @@ def _night(home, cfg, *, tag, probes, model_dir, backend, store, say, hooks) -> 
     memories = [c.example("memory") for c in clean_train]
     replay = load_replay_set(cfg.replay_set) if cfg.replay_fraction > 0 else []
     batches = build_batches(memories, dreams.dreams, replay, iters=cfg.train.iters, batch_size=cfg.train.batch_size,
-                            replay_fraction=cfg.replay_fraction, seed=seed, max_epochs=cfg.max_epochs)
+                            replay_fraction=cfg.replay_fraction, seed=seed, max_epochs=cfg.max_epochs,
+                            tokenizer=backend.tokenizer, max_seq_len=cfg.train.max_seq_len)
+    quarantined = [QuarantinedTurn(d["turn_id"], "route", d["quarantine"]) for d in decisions if d.get("quarantine")]
+    quarantined += bad_heldout + batches.quarantined
+    write_quarantine(night_dir / "quarantine.jsonl", quarantined)
+    record["quarantined"] = [q.to_json() for q in quarantined]
     write_batches(night_dir / "train.jsonl", batches)
     record["mix"] = mix_summary(batches)
     tcfg = dataclasses.replace(cfg.train, seed=seed)
@@ -287,7 +292,9 @@ def _night(home, cfg, *, tag, probes, model_dir, backend, store, say, hooks) -> 
 
 def _rollback_reasons(pre: dict, post: dict, cfg: NightConfig) -> list[str]:
     reasons = []
-    drop = pre["harness"]["pass_rate"] - post["harness"]["pass_rate"]
+    nan = float("nan")  # an unmeasured pass rate (no harness items) is null in state.json's cache
+    drop = (pre["harness"]["pass_rate"] if pre["harness"]["pass_rate"] is not None else nan) - (
+        post["harness"]["pass_rate"] if post["harness"]["pass_rate"] is not None else nan)
     if drop > cfg.rollback.max_capability_drop + 1e-9:
         reasons.append(f"capability dropped {drop:.3f} > {cfg.rollback.max_capability_drop}")
     lim = cfg.rollback.max_old_core_increase
