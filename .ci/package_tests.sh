@@ -21,9 +21,10 @@ CONSTRAINTS="$ROOT/requirements/constraints.txt"
 failed=0
 start=$(date +%s)
 
-extras_of() {  # the extras a package's tests need: [test] everywhere, [torch] for the core's torch checks
-  case "$1" in
+extras_of() {  # the extras a package's tests need, so that no test skips for a missing dependency:
+  case "$1" in  # [test] everywhere; the core's torch checks; circadia's MLX backend and MiniLM cross-check
     circadian-core) echo "[test,torch]" ;;
+    circadia) echo "[test,mlx,st]" ;;
     *) echo "[test]" ;;
   esac
 }
