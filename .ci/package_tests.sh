@@ -9,6 +9,11 @@
 #   .ci/package_tests.sh                          # all four
 #   .ci/package_tests.sh hal-sleep-wake circadia  # some
 #   KEEP_VENVS=1 .ci/package_tests.sh circadia    # keep the venv (its path is printed) to debug
+#   SHARED_TORCH=0 .ci/package_tests.sh           # install torch into every venv (slower)
+#
+# torch (with its CUDA libraries, gigabytes) is a declared dependency of every package's tests, so by
+# default it is installed once into a folder that each venv sees through a .pth file: pip in the venv
+# finds it installed, and nothing else is shared.
 #
 # Exit status: the number of packages whose install or tests failed. Times per package on stdout.
 set -uo pipefail
@@ -20,6 +25,14 @@ PACKAGES=("$@")
 CONSTRAINTS="$ROOT/requirements/constraints.txt"
 failed=0
 start=$(date +%s)
+shared=""
+if [ "${SHARED_TORCH:-1}" = 1 ]; then
+  shared=$(mktemp -d "${TMPDIR:-/tmp}/pkgtest-torch-XXXXXX")
+  trap 'rm -rf "$shared"' EXIT
+  t0=$(date +%s)
+  "$PYTHON" -m pip install -q -c "$CONSTRAINTS" --target "$shared" torch || { echo "error: torch does not install" >&2; exit 99; }
+  echo "=== torch installed once into $shared in $(( $(date +%s) - t0 ))s"
+fi
 
 extras_of() {  # the extras a package's tests need, so that no test skips for a missing dependency:
   case "$1" in  # [test] everywhere; the core's torch checks; circadia's MLX backend and MiniLM cross-check
@@ -38,6 +51,9 @@ for pkg in "${PACKAGES[@]}"; do
   venv=$(mktemp -d "${TMPDIR:-/tmp}/pkgtest-$pkg-XXXXXX")
   echo "=== $pkg: fresh venv $venv"
   "$PYTHON" -m venv "$venv"
+  if [ -n "$shared" ]; then
+    echo "$shared" > "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/shared-torch.pth"
+  fi
   pip=("$venv/bin/python" -m pip install -q -c "$CONSTRAINTS")
   # build from clean copies: setuptools leaves build/ in the source folder, and a stale build/lib
   # would be installed instead of the code under test
