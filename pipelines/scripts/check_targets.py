@@ -7,7 +7,8 @@ results/<profile>/targets.json and exits 1 naming every target that moved beyond
 
 A target is ``{study, variant, metric, expected, tolerance}``, optionally ``against: <variant>``
 (then the statistic is the mean paired difference ``variant - against`` over common seeds) and a
-``note`` saying why it is a headline. Published numbers a profile cannot match never go here: they
+``note`` saying why it is a headline. A one-sided check (the smoke profile's "beats chance by a
+margin") gives ``at_least`` and/or ``at_most`` instead of ``expected`` and ``tolerance``. Published numbers a profile cannot match never go here: they
 stay in pipelines/reports/published.yaml and the paper quotes them as published.
 """
 
@@ -36,10 +37,27 @@ class Target:
     study: str
     variant: str
     metric: str
-    expected: float
-    tolerance: float
+    expected: float | None = None
+    tolerance: float | None = None
     against: str | None = None
     note: str = ""
+    at_least: float | None = None  # one-sided bounds instead of expected +- tolerance
+    at_most: float | None = None
+
+    def holds(self, observed: float) -> bool:
+        if not math.isfinite(observed):
+            return False
+        if self.expected is not None and abs(observed - self.expected) > self.tolerance:  # type: ignore[operator]
+            return False
+        return not ((self.at_least is not None and observed < self.at_least)
+                    or (self.at_most is not None and observed > self.at_most))
+
+    def describe(self) -> str:
+        """What the target asks, e.g. ``0.9 +- 0.01`` or ``>= 0.2``."""
+        parts = [f"{self.expected} +- {self.tolerance}"] if self.expected is not None else []
+        parts += [f">= {self.at_least}"] if self.at_least is not None else []
+        parts += [f"<= {self.at_most}"] if self.at_most is not None else []
+        return " and ".join(parts)
 
     @property
     def label(self) -> str:
@@ -56,11 +74,12 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return math.isfinite(self.observed) and abs(self.observed - self.target.expected) <= self.target.tolerance
+        return self.target.holds(self.observed)
 
     def to_json(self) -> dict[str, Any]:
+        delta = None if self.target.expected is None else self.observed - self.target.expected
         return {**dataclasses.asdict(self.target), "observed": self.observed, "n": self.n, "ci95": self.ci95,
-                "delta": self.observed - self.target.expected, "ok": self.ok}
+                "delta": delta, "ok": self.ok}
 
 
 def load_targets(profile: str, path: Path = TARGETS) -> list[Target]:
@@ -69,7 +88,11 @@ def load_targets(profile: str, path: Path = TARGETS) -> list[Target]:
     entries = data.get(profile) or []
     targets = [from_dict(Target, e, where=f"{path.name}: {profile}[{i}]") for i, e in enumerate(entries)]
     for t in targets:
-        if not t.tolerance >= 0:
+        if (t.expected is None) != (t.tolerance is None):
+            raise ConfigError(f"{path.name}: {t.label}: give expected and tolerance together")
+        if t.expected is None and t.at_least is None and t.at_most is None:
+            raise ConfigError(f"{path.name}: {t.label}: give expected and tolerance, or at_least / at_most")
+        if t.tolerance is not None and not t.tolerance >= 0:
             raise ConfigError(f"{path.name}: {t.label}: tolerance must be >= 0, got {t.tolerance}")
     return targets
 
@@ -118,9 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(out, {"profile": profile.name, "targets": [o.to_json() for o in outcomes]})
     failed = [o for o in outcomes if not o.ok]
     for o in failed:
-        print(f"error: target {o.target.label} moved: {o.observed:.4f} (n={o.n}), expected {o.target.expected} "
-              f"+- {o.target.tolerance}; if the change is intended, update pipelines/targets.yaml and say why",
-              file=sys.stderr)
+        print(f"error: target {o.target.label} moved: {o.observed:.4f} (n={o.n}), expected {o.target.describe()}; "
+              "if the change is intended, update pipelines/targets.yaml and say why", file=sys.stderr)
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} targets of profile {profile.name!r} hold -> {out}")
     return 1 if failed else 0
 

@@ -17,6 +17,7 @@ from circadian_vision.mechanisms.chemicals import (
     accumulate_saturating,
     chemical_level,
     combine,
+    steady_gain,
     update_chemicals,
     usage,
 )
@@ -32,8 +33,16 @@ from circadian_vision.mechanisms.prune import (
 from circadian_vision.mechanisms.replay import ReplayBuffer, replay_weights
 from circadian_vision.mechanisms.reward import RewardConfig, RewardModulator, ema_update, lr_scale
 from circadian_vision.mechanisms.rollback import restore, should_rollback, snapshot
-from circadian_vision.mechanisms.split import split_candidates, split_units, split_vector
+from circadian_vision.mechanisms.split import (
+    FUNCTION_TOLERANCE,
+    SplitConfig,
+    distinct_units,
+    split_candidates,
+    split_units,
+    split_vector,
+)
 from circadian_vision.mechanisms.trigger import (
+    PROTOTYPE_SPREAD_MIN,
     TriggerConfig,
     chemical_spread,
     energy_plateau,
@@ -99,6 +108,19 @@ def test_chemical_modes_and_usage(kind):
         ChemicalConfig(mode="bogus")  # type: ignore[arg-type]
 
 
+def test_steady_gain_is_where_a_constant_usage_settles():
+    proto = ChemicalConfig(mode="plain", decay=0.995, rate=0.02)  # the prototype's defaults
+    assert steady_gain(proto) == pytest.approx(4.0)
+    dual = ChemicalConfig(mode="dual", fast_decay=0.9, fast_rate=0.1, slow_decay=0.995, slow_rate=0.005, slow_weight=0.5)
+    assert steady_gain(dual) == pytest.approx(1.0)
+    fast, slow = np.zeros(1), np.zeros(1)
+    for _ in range(5000):
+        fast, slow = update_chemicals(fast, slow, np.array([0.3]), dual)
+    assert float(chemical_level(fast, slow, dual)[0]) == pytest.approx(steady_gain(dual) * 0.3, rel=1e-6)
+    with pytest.raises(ValueError, match="never settles"):
+        steady_gain(ChemicalConfig(mode="plain", decay=1.0, rate=0.1))
+
+
 # ---- gating ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 def test_gate_is_clipped_exponential(kind):
@@ -162,7 +184,7 @@ FALLING = [2.0 - 0.1 * i for i in range(10)]  # newer half much lower: no platea
 @pytest.mark.parametrize("kind", KINDS)
 def test_trigger_fires_only_when_all_three_conditions_hold(kind):
     cfg = TriggerConfig(kind="adaptive", min_spacing=5, window=10, plateau_tol=0.01, spread_min=0.05)
-    spread = arr([0.1, 0.5, 1.0, 2.0], kind)  # Var(c / mean) well above 0.05
+    spread = arr([0.1, 0.5, 1.0, 2.0], kind)  # Var(c) = 0.53, well above 0.05
     uniform = arr([1.0, 1.0, 1.0, 1.01], kind)
     assert chemical_spread(spread) > 0.05 > chemical_spread(uniform)
     assert should_sleep(PLATEAU, spread, 5, cfg)
@@ -173,52 +195,111 @@ def test_trigger_fires_only_when_all_three_conditions_hold(kind):
     assert not should_sleep(PLATEAU[:9], spread, 5, cfg)  # too short a history is no plateau
     fixed = TriggerConfig(kind="fixed", every=3)
     assert not should_sleep(FALLING, uniform, 2, fixed) and should_sleep(FALLING, uniform, 3, fixed)
+    ungated = TriggerConfig(kind="adaptive", min_spacing=5, window=10, plateau_tol=0.01, spread_min=0.05,
+                            spread_gate=False)  # the spread-gate ablation: spacing and plateau decide
+    assert should_sleep(PLATEAU, uniform, 5, ungated) and not should_sleep(FALLING, uniform, 5, ungated)
+
+
+def test_spread_is_the_prototypes_variance_gate_at_its_chemical_gain():
+    # the prototype sleeps when Var(c) >= 0.02 with its chemical (gain 4); ours reads Var(c / g)
+    assert PROTOTYPE_SPREAD_MIN == pytest.approx(0.02 / 16)
+    rng = np.random.default_rng(0)
+    gain = steady_gain(ChemicalConfig(mode="plain", decay=0.995, rate=0.02))
+    for _ in range(50):
+        c = rng.uniform(0, 3, size=24) * rng.uniform(0.05, 0.3)
+        assert (chemical_spread(c, gain) >= PROTOTYPE_SPREAD_MIN) == (np.var(c) >= 0.02 - 1e-15)
+    # the same usage pattern gives the same spread whatever the chemical's constants
+    usage_ = rng.uniform(0.2, 0.8, size=16)
+    assert chemical_spread(4.0 * usage_, 4.0) == pytest.approx(chemical_spread(usage_, 1.0))
+    # a uniform rise in use (as at a task switch) does not lower the spread (the old Var(c / mean c) fell)
+    assert chemical_spread(usage_ + 0.5) == pytest.approx(chemical_spread(usage_))
 
 
 def test_energy_plateau_and_spread_by_hand():
     # window 4: older mean 1.0, newer mean 0.985 -> relative improvement 0.015
     assert energy_plateau([5.0, 1.0, 1.0, 0.99, 0.98], 4, 0.02)
     assert not energy_plateau([5.0, 1.0, 1.0, 0.99, 0.98], 4, 0.01)
-    assert chemical_spread(np.array([1.0, 3.0])) == pytest.approx(0.25)  # c/mean = [0.5, 1.5]
+    assert chemical_spread(np.array([1.0, 3.0])) == pytest.approx(1.0)  # population variance
+    assert chemical_spread(np.array([1.0, 3.0]), gain=2.0) == pytest.approx(0.25)  # c / g = [0.5, 1.5]
     assert chemical_spread(np.zeros(3)) == 0.0
 
 
 # ---- budget ---------------------------------------------------------------------------------------
 def test_sleep_budget_scales_with_spread_and_respects_width_bounds():
-    c = np.array([1.0, 3.0])  # spread 0.25
+    c = np.array([1.0, 3.0])  # spread Var(c / 2) = 0.25 at gain 2
     cfg = BudgetConfig(split=4, prune=2, replay_steps=10, adaptive=True, spread_ref=0.125, scale_min=0.5, scale_max=4.0)
-    b = sleep_budget(c, 10, 4, 100, cfg)
-    assert (b.n_split, b.n_prune, b.replay_steps, b.scale) == (8, 4, 20, 2.0)
-    assert sleep_budget(c, 98, 4, 100, cfg).n_split == 2  # capped by max_width
-    assert sleep_budget(c, 5, 4, 5, cfg).n_prune == 1  # capped by min_width
+    b = sleep_budget(c, 10, 4, 100, cfg, gain=2.0)
+    assert (b.n_split, b.n_prune, b.replay_steps, b.scale, b.skip) == (8, 4, 20, 2.0, False)
+    assert sleep_budget(c, 98, 4, 100, cfg, gain=2.0).n_split == 2  # capped by max_width
+    assert sleep_budget(c, 5, 4, 5, cfg, gain=2.0).n_prune == 1  # capped by min_width
     fixed = sleep_budget(c, 10, 4, 100, BudgetConfig(split=4, prune=2, replay_steps=10, adaptive=False))
     assert (fixed.n_split, fixed.n_prune, fixed.replay_steps, fixed.scale) == (4, 2, 10, 1.0)
-    assert sleep_budget(torch.tensor(c), 10, 4, 100, cfg) == b
+    assert sleep_budget(torch.tensor(c), 10, 4, 100, cfg, gain=2.0) == b
+
+
+def test_budget_progress_windows_follow_the_prototypes_schedule():
+    cfg = BudgetConfig(split=2, prune=1, replay_steps=3, adaptive=False, split_until=0.85, prune_from=0.5)
+    c = np.ones(4)
+    early, mid, late = (sleep_budget(c, 10, 4, 100, cfg, progress=t) for t in (0.2, 0.6, 0.9))
+    assert (early.n_split, early.n_prune, early.skip) == (2, 0, False)  # splits only before half-way
+    assert (mid.n_split, mid.n_prune, mid.skip) == (2, 1, False)
+    assert (late.n_split, late.n_prune, late.skip) == (0, 1, False)  # prunes only after 85%
+    no_prune = BudgetConfig(split=2, prune=0, replay_steps=3, adaptive=False, split_until=0.85, prune_from=0.5)
+    assert sleep_budget(c, 10, 4, 100, no_prune, progress=0.9).skip  # nothing left to do: the sleep is skipped
+    assert not sleep_budget(c, 10, 4, 100, no_prune, progress=None).skip  # progress unknown: no window
+    assert not sleep_budget(c, 10, 4, 100, BudgetConfig(prune=0), progress=0.99).skip  # no window configured
 
 
 # ---- split ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("share", [0.5, 0.3])
-def test_split_preserves_the_network_function(kind, share):
+@pytest.mark.parametrize("noise", [0.0, 0.02, 0.5])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_split_preserves_the_network_function_to_the_stated_tolerance(kind, share, noise, dtype):
     rng = np.random.default_rng(1)
     W_in, b_in, W_out = rng.normal(size=(6, 5)), rng.normal(size=6), rng.normal(size=(3, 6))
-    b_out, x = rng.normal(size=3), rng.normal(size=(50, 5))
-    W_in, b_in, W_out, b_out, x = (arr(v, kind) for v in (W_in, b_in, W_out, b_out, x))
+    b_out, x, eps = rng.normal(size=3), rng.normal(size=(50, 5)), rng.normal(size=(3, 2))
+
+    def cast(v):
+        a = arr(v, kind)
+        return a.to(getattr(torch, dtype)) if kind == "torch" else a.astype(dtype)
+
+    W_in, b_in, W_out, b_out, x, eps = (cast(v) for v in (W_in, b_in, W_out, b_out, x, eps))
+    originals = [npy(v).copy() for v in (W_in, b_in, W_out)]
 
     def f(Wi, bi, Wo):
         return _xp.tanh(x @ Wi.T + bi) @ Wo.T + b_out
 
     before = f(W_in, b_in, W_out)
-    Wi2, bi2, Wo2 = split_units(W_in, b_in, W_out, [4, 1], share=share)
+    Wi2, bi2, Wo2 = split_units(W_in, b_in, W_out, [4, 1], share=share, noise=noise, eps=eps)
     same_kind(Wi2, kind)
     assert tuple(Wi2.shape) == (8, 5) and tuple(bi2.shape) == (8,) and tuple(Wo2.shape) == (3, 8)
-    assert np.max(np.abs(npy(f(Wi2, bi2, Wo2)) - npy(before))) < 1e-12
-    # children appended in idx order: copies of the inputs, (1 - share) of the outgoing column
+    assert np.max(np.abs(npy(f(Wi2, bi2, Wo2)) - npy(before))) < FUNCTION_TOLERANCE[dtype]
+    # children appended in idx order: copies of the inputs; parent + child outgoing columns = the original
     np.testing.assert_array_equal(npy(Wi2)[6], npy(W_in)[4])
     np.testing.assert_array_equal(npy(Wi2)[7], npy(W_in)[1])
-    np.testing.assert_allclose(npy(Wo2)[:, 4], share * npy(W_out)[:, 4])
-    np.testing.assert_allclose(npy(Wo2)[:, 6], (1 - share) * npy(W_out)[:, 4])
-    np.testing.assert_array_equal(npy(W_out)[:, 4], npy(arr(npy(W_out), "numpy"))[:, 4])  # input untouched
+    tol = 10 * FUNCTION_TOLERANCE[dtype]
+    np.testing.assert_allclose(npy(Wo2)[:, 4] + npy(Wo2)[:, 6], npy(W_out)[:, 4], rtol=0, atol=tol)
+    # the symmetry-breaking offset: share v + d for the parent, (1 - share) v - d for the child
+    d = noise * max(np.linalg.norm(npy(W_out)[:, 4]), 1e-3) * npy(eps)[:, 0]
+    np.testing.assert_allclose(npy(Wo2)[:, 4], share * npy(W_out)[:, 4] + d, rtol=0, atol=tol)
+    assert (np.abs(npy(Wo2)[:, 4] - npy(Wo2)[:, 6]).max() > 0) == (noise > 0 or share != 0.5)
+    for before_split, now in zip(originals, (W_in, b_in, W_out)):  # the inputs are not modified
+        np.testing.assert_array_equal(npy(now), before_split)
+    with pytest.raises(ValueError, match="eps of shape"):
+        split_units(W_in, b_in, W_out, [4, 1], noise=0.1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_distinct_units_counts_near_parallel_rows_once(kind):
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(5, 3))
+    W = np.concatenate([base, 2.0 * base[[1]], base[[3]] + 1e-6, rng.normal(size=(2, 3))])  # 2 copies, 2 new
+    assert distinct_units(arr(W, kind)) == 7
+    assert distinct_units(arr(W, kind), cosine=1.1) == len(W)  # nothing is closer than cosine 1.1
+    assert distinct_units(arr(np.zeros((3, 2)), kind)) == 1
+    rot = np.array([[1.0, 0.0], [np.cos(0.1), np.sin(0.1)]])  # 5.7 degrees apart: cosine 0.995
+    assert distinct_units(arr(rot, kind)) == 2
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -234,6 +315,8 @@ def test_split_candidates_and_unit_state(kind):
     np.testing.assert_allclose(npy(split_vector(arr([7.0, 8.0], kind), [1], child_value=0.0)), [7.0, 8.0, 0.0])
     with pytest.raises(ValueError, match="distinct"):
         split_units(arr(np.eye(2), kind), arr([0.0, 0.0], kind), arr(np.eye(2), kind), [1, 1])
+    with pytest.raises(ValueError, match="noise"):
+        SplitConfig(noise=-0.1)
 
 
 # ---- prune ----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from circadian_vision.mechanisms.gating import gate, sensitivity_for
 from circadian_vision.mechanisms.rollback import snapshot
 from circadian_vision.nets import (
     NETS,
+    BackpropConfig,
     BackpropMLP,
     CircadianConfig,
     CircadianNet,
@@ -43,12 +44,14 @@ def test_registry_and_strict_configs():
         CircadianConfig(hidden=4, min_hidden=8)
 
 
-def test_backprop_gradients_match_finite_differences():
+@pytest.mark.parametrize("trunk,binary", [((), False), ((4, 3), False), ((4, 3), True)])
+def test_backprop_gradients_match_finite_differences(trunk, binary):
     rng = np.random.default_rng(0)
-    net = BackpropMLP(3, 2, seed=1)
+    net = BackpropMLP(3, 2, BackpropConfig(hidden=5, trunk=trunk, binary=binary), seed=1)
     x, y = rng.normal(size=(5, 3)), np.array([0, 1, 1, 0, 1])
     _, grads = net.gradients(x, y)
-    for p, g in zip((net.W_in, net.b_in, net.W_out, net.b_out), grads):
+    assert len(grads) == len(net._params()) == 4 + 2 * len(trunk)
+    for p, g in zip(net._params(), grads):
         flat = p.reshape(-1)
         for i in range(0, flat.size, max(1, flat.size // 5)):
             old = flat[i]
@@ -66,7 +69,7 @@ def test_pc_inference_lowers_the_energy(toy):
     Y = one_hot(y, 2)
     e0 = net.energy(x, Y)  # at the feedforward state: prediction error 0, energy = BCE
     assert e0 == pytest.approx(net.loss(x, y))
-    energies = [net.energy(x, Y, net.infer(x, Y, steps=k)[1]) for k in (1, 5, 20)]
+    energies = [net.energy(x, Y, net.infer(x, Y, steps=k)[1][-1]) for k in (1, 5, 20)]
     assert e0 > energies[0] > energies[1] > energies[2]
 
 
@@ -87,11 +90,13 @@ def test_gating_scales_each_units_update_in_the_network(toy):
     net.chem_fast = np.array([0.0, 0.2, 0.5, 1.0, 2.0, 4.0])  # pre-set chemicals, then one wake step
     x, y = toy.x_train[:32], toy.y_train[:32]
     ref = PredictiveCodingNet(4, 2, cfg.pc(), seed=0)  # same initial weights, ungated
-    Y, mu, h, _ = ref.settle(x, y)
-    dW_in, db_in, dW_out, _ = ref.local_updates(x, Y, mu, h)
+    settled = ref.settle(x, y)
+    upd = ref.local_updates(settled)
+    dW_in, db_in, dW_out = upd["W_in"][0], upd["b_in"][0], upd["W_out"][0]
     W_in0, b_in0, W_out0 = net.W_in.copy(), net.b_in.copy(), net.W_out.copy()
     from circadian_vision.mechanisms.chemicals import update_chemicals, usage
 
+    mu = settled.mu
     fast, slow = update_chemicals(net.chem_fast, net.chem_slow, usage(mu), cfg.chemicals)
     c = (fast + slow) / 2  # dual, slow_weight 0.5
     p = gate(c, sensitivity_for(cfg.gating, net.W_out, usage(mu), net.age), cfg.gating.p_min)
@@ -176,8 +181,8 @@ def test_rollback_restores_bit_identical_weights_when_holdout_loss_rises(toy):
 
 def test_rollback_decides_on_the_holdout_not_the_test_set(toy):
     net = _grown(toy, rollback={"enabled": True, "tolerance": 0.0})
-    assert net.holdout is not None
-    np.testing.assert_array_equal(net.holdout[0], toy.x_holdout)
+    assert len(net.holdouts) == 1
+    np.testing.assert_array_equal(net.holdouts[0][0], toy.x_holdout)
     # the held-out rows are training-distribution rows disjoint from both the training rows and the test rows
     rows = {r.tobytes() for r in toy.x_holdout}
     assert not rows & {r.tobytes() for r in toy.x_train} and not rows & {r.tobytes() for r in toy.x_test}
@@ -201,3 +206,71 @@ def test_fixed_trigger_sleeps_on_schedule(toy):
     net = make_net("circadian", 4, 2, {"hidden": 8, "trigger": {"kind": "fixed", "every": 5}}, seed=0)
     net.fit_epoch(toy.x_train[:160], toy.y_train[:160], 16, np.random.default_rng(0))  # 10 steps
     assert [e["step"] for e in net.events] == [5, 10]
+
+
+def test_rollback_guard_weighs_every_held_out_slice_equally(toy):
+    net = _grown(toy)
+    a = (toy.x_holdout, toy.y_holdout)
+    b = (toy.x_test[:2], toy.y_test[:2])  # a two-row slice, as phase B's in the hardest case
+    net.set_holdouts([a, b])
+    assert net.holdout_loss() == pytest.approx((net.loss(*a) + net.loss(*b)) / 2)
+    pooled = net.loss(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
+    assert net.holdout_loss() != pytest.approx(pooled)  # not the row-weighted loss, where phase A dominates
+    net.set_holdouts([a, (b[0][:0], b[1][:0])])  # an empty slice is ignored
+    assert net.holdout_loss() == pytest.approx(net.loss(*a))
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.02])
+def test_split_children_diverge_only_when_the_symmetry_is_broken(toy, noise):
+    # a constant gate sensitivity: the age-adaptive one would itself tell a newborn child from its parent
+    net = _grown(toy, split={"z": -10.0, "noise": noise}, gating={"adaptive": False},
+                 budget={"split": 1, "prune": 0, "replay_steps": 0, "adaptive": False})
+    before = net.logits(toy.x_test)
+    net.sleep()
+    parent = int(np.flatnonzero([np.array_equal(r, net.W_in[-1]) for r in net.W_in[:-1]])[0])
+    assert np.max(np.abs(net.logits(toy.x_test) - before)) < 1e-12  # function preserved either way
+    assert net.distinct_units() == 8  # at birth the child is a copy of its parent's incoming row
+    rng = np.random.default_rng(1)
+    gaps = []
+    for _ in range(4):
+        net.fit_epoch(toy.x_train, toy.y_train, 32, rng)
+        gaps.append(float(np.linalg.norm(net.W_in[parent] - net.W_in[-1])))
+    if noise == 0.0:  # share 1/2 and no offset: identical updates forever, the child never becomes a unit
+        assert gaps == [0.0] * 4
+    else:  # different outgoing weights -> different inferred states -> different incoming updates
+        assert 0.0 < gaps[0] < gaps[-1]
+
+
+def test_replay_priority_is_the_loss_after_the_update(toy):
+    net = make_net("circadian", 4, 2, {"hidden": 8, **QUIET}, seed=0)
+    x, y = toy.x_train[:32], toy.y_train[:32]
+    before = net.sample_loss(x, y)
+    net.train_step(x, y)
+    np.testing.assert_allclose(net.replay_buffer.priority[:32], net.sample_loss(x, y), rtol=1e-12)
+    assert not np.allclose(net.replay_buffer.priority[:32], before)
+
+
+def test_multilayer_pc_and_circadian_trunk_rules(toy):
+    x, y = toy.x_train[:64], toy.y_train[:64]
+    pc = make_net("predictive_coding", 4, 2, {"hidden": 6, "trunk": [5, 4], "binary": True, "init_std": 0.5}, seed=0)
+    assert [W.shape for W in pc.trunk_W] == [(5, 4), (4, 5)] and pc.W_in.shape == (6, 4) and pc.W_out.shape == (1, 6)
+    mus, states = pc.infer(x, pc.targets(y))
+    assert all(not np.array_equal(s, m) for s, m in zip(states[1:], mus[1:]))  # every layer's state is free
+    # the prototype's multi-layer PC on the prototype's own phase A (full-batch epochs, its settings)
+    from circadian_vision.shift_tasks import make_shift_task
+
+    _, task = make_shift_task({"profile": "proto-hardest"}, 3)
+    pc = make_net("predictive_coding", 2, 2, {"hidden": 24, "trunk": [24, 24], "binary": True, "init_std": 0.5,
+                                              "lr": 0.05, "inference_steps": 25, "inference_lr": 0.2}, seed=3)
+    start = pc.loss(task.a.x_train, task.a.y_train)
+    for _ in range(60):
+        pc.fit_epoch(task.a.x_train, task.a.y_train, None, np.random.default_rng(0))
+    assert pc.loss(task.a.x_train, task.a.y_train) < start and pc.accuracy(task.a.x_test, task.a.y_test) > 0.9
+    circ = make_net("circadian", 4, 2, {"hidden": 6, "min_hidden": 2, "trunk": [5], "binary": True, **QUIET}, seed=0)
+    assert circ.cfg.trunk_rule == "backprop"  # the prototype's circadian trunk learns by backprop
+    mus, states = circ.infer(x, circ.targets(y))
+    assert states[1] is mus[1] and not np.array_equal(states[2], mus[2])  # only the adaptive layer is free
+    W0 = circ.trunk_W[0].copy()
+    circ.train_step(x, y)
+    assert not np.array_equal(circ.trunk_W[0], W0)
+    assert set(circ.predict(toy.x_test)) <= {0, 1}

@@ -52,6 +52,39 @@ def empty_hub(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_random_weights_need_no_download_and_are_a_function_of_the_seed(empty_hub, monkeypatch):
+    monkeypatch.setenv("CIRCADIAN_OFFLINE", "1")  # any download attempt would raise
+    a, b, c = (build_backbone("resnet18", "random", seed=s) for s in (3, 3, 4))
+    for (k, va), vb in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert not torch.equal(a.net.conv1.weight, c.net.conv1.weight)
+    assert a.identity()["weights"] == "random-init-seed3" != c.identity()["weights"]
+    assert build_backbone("resnet18", "none", seed=3).identity()["weights"] == "random-init-seed3"  # the same
+    assert not list(empty_hub.iterdir())  # nothing was fetched
+
+
+def test_feature_artifact_loads_any_registered_dataset_by_name_with_random_weights(tmp_path, monkeypatch):
+    """What a smoke profile does from params.yaml alone: a stand-in dataset by name, random-init weights."""
+    from circadian_core.datasets import ArrayDataset, registry
+    from circadian_vision.features import build_feature_artifact, load_features
+
+    def stand_in(train_size: int = 6) -> ArrayDataset:
+        rng = np.random.default_rng(0)
+        imgs = rng.integers(0, 256, size=(train_size + 4, 32, 32, 3), dtype=np.uint8)
+        y = np.arange(train_size + 4) % 2
+        return ArrayDataset("test-cifar-shaped", imgs[:train_size], y[:train_size], imgs[train_size:], y[train_size:],
+                            ["a", "b"])
+
+    monkeypatch.setitem(registry._REGISTRY, "test-cifar-shaped", stand_in)  # registered for this test only
+    monkeypatch.setenv("CIRCADIAN_OFFLINE", "1")
+    out = tmp_path / "f.pt"
+    build_feature_artifact({"dataset": {"name": "test-cifar-shaped", "train_size": 8},
+                            "backbone": {"name": "resnet18", "weights": "random", "seed": 1}}, out=out)
+    fs = load_features(out)
+    assert fs.x_train.shape == (8, 512) and fs.x_test.shape == (4, 512)
+    assert fs.spec["backbone"]["weights"] == "random-init-seed1" and fs.spec["dataset"]["name"] == "test-cifar-shaped"
+
+
 def test_offline_imagenet_weights_error_names_file_and_mini(empty_hub, monkeypatch):
     monkeypatch.setenv("CIRCADIAN_OFFLINE", "1")
     with pytest.raises(BackboneUnavailableError) as err:
@@ -59,7 +92,7 @@ def test_offline_imagenet_weights_error_names_file_and_mini(empty_hub, monkeypat
     msg = str(err.value)
     assert "\n" not in msg
     assert "resnet50-11ad3fa6.pth" in msg and str(empty_hub / "checkpoints") in msg
-    assert "weights: none" in msg and "mini profile" in msg
+    assert "weights: random" in msg and "mini profile" in msg
 
 
 def test_failed_download_is_one_clear_error(empty_hub, monkeypatch):

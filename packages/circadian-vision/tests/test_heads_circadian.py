@@ -14,6 +14,7 @@ from circadian_vision.heads import (
     PredictiveCodingHead,
     fit,
 )
+from circadian_vision.mechanisms.sleep import drop_units
 from circadian_vision.mechanisms.split import split_units
 
 D, C = 6, 3
@@ -81,7 +82,7 @@ def test_split_in_torch_preserves_the_function_to_float32_tolerance():
 def test_prune_removes_exactly_the_chosen_units():
     head = _warm(_head(prune={"compensate": False}))
     old = _units(head)
-    head._remove([2, 5], compensate=False)
+    head.set_units(drop_units(head.get_units(), [2, 5], compensate=False))
     keep = [0, 1, 3, 4, 6, 7]
     assert head.hidden_width == 6
     assert torch.equal(head.W1, old["W1"][keep]) and torch.equal(head.W2, old["W2"][:, keep])
@@ -91,7 +92,7 @@ def test_prune_removes_exactly_the_chosen_units():
     # with compensation the pruned units' mean output contribution moves into the bias
     head = _warm(_head())
     old = _units(head)
-    head._remove([2, 5], compensate=True)
+    head.set_units(drop_units(head.get_units(), [2, 5], compensate=True))
     torch.testing.assert_close(head.b2, old["b2"] + old["W2"][:, [2, 5]] @ old["mean_act"][[2, 5]])
 
 
@@ -212,7 +213,8 @@ def test_gradual_prune_fades_then_removes():
 def test_works_on_the_default_device_and_moves_with_the_head():
     head = _warm(_head()).to("cpu")
     assert head.chem_fast.device.type == "cpu" and head.mem_x.device.type == "cpu"
-    assert {"sleeps", "splits", "prunes", "rollbacks", "hidden_start", "hidden_end", "sleep_overhead"} <= set(head.stats())
+    assert {"sleeps", "splits", "prunes", "rollbacks", "hidden_start", "hidden_end", "distinct_end"} <= set(head.stats())
+    assert {"wake_s", "sleep_s", "sleep_overhead"} == set(head.timings())  # wall-clock: timings, not stats
 
 
 def test_bad_config_is_rejected():

@@ -64,7 +64,9 @@ def test_load_features_errors(tmp_path):
 
 
 def test_unknown_backbone_in_spec_names_needs():
-    with pytest.raises(Exception, match="under `needs`"):
+    from circadian_core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="add 'digits_cnn' to the study's `needs`"):
         F.resolve_backbone(F.BackboneSpec(name="digits_cnn"), {})
 
 

@@ -83,6 +83,38 @@ def test_memory_drives_the_reward_after_warmup():
     assert math.isclose(stats["reward"], 2 * stats["acc_before"] - 1, abs_tol=1e-6)
 
 
+def test_the_prototypes_reward_weak_punishment_and_everything_rewarded_in_panic():
+    brain = small_brain(layers=1)  # defaults: +1 right, -0.2 wrong (the prototype's PlasticBrain.train_step)
+    assert (brain.config.right_reward, brain.config.wrong_reward) == (1.0, -0.2)
+    x, y = blobs()
+    for _ in range(3):
+        brain.train_step(x, y)
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]  # mostly wrong labels
+    stats = brain.train_step(x, shuffled)
+    assert math.isclose(stats["reward"], stats["acc_before"] * 1.0 + (1 - stats["acc_before"]) * -0.2, abs_tol=1e-6)
+    assert stats["reward"] < 0.5
+    assert brain.train_step(x, shuffled, mode="panic")["reward"] == 1.0
+
+
+def test_batch_norm_trains_on_batch_statistics_and_predicts_with_running_ones():
+    brain = small_brain(layers=0)
+    assert brain.config.norm == "batch"
+    x, y = blobs()
+    x = 3.0 * x + 5.0  # far from zero mean, unit variance
+    h = brain.normalize(x, training=True)
+    torch.testing.assert_close(h.mean(0), torch.zeros(8), atol=1e-5, rtol=0)  # the batch's own statistics
+    torch.testing.assert_close(brain.running_mean, torch.zeros(8))  # not updated without update=True
+    for _ in range(60):
+        brain.train_step(x, y)
+    torch.testing.assert_close(brain.running_mean, x.mean(0), atol=0.05, rtol=0)  # running stats converge (0.9^60)
+    one = brain.normalize(x[:1])  # prediction: a single sample, running statistics
+    torch.testing.assert_close(one, (x[:1] - brain.running_mean) / (brain.running_var + 1e-5).sqrt())
+    layer = small_brain(layers=0, norm="layer")
+    torch.testing.assert_close(layer.normalize(x).mean(1), torch.zeros(len(x)), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        small_brain(norm="group")
+
+
 def test_brain_with_eyes_sees_images_and_explains_predictions():
     eyes = RandomProjectionEyes((8, 8), feature_dim=8, seed=0)
     brain = PlasticBrain(8, 4, PlasticBrainConfig(num_layers=1, block=BlockConfig(hidden_dim=16, k=2), memory_size=32), eyes=eyes)

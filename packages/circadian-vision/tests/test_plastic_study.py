@@ -82,6 +82,7 @@ def test_run_records_per_phase_metrics_and_is_deterministic(model):
     assert json.dumps(a.metrics, sort_keys=True) == json.dumps(b.metrics, sort_keys=True)
     assert json.dumps(a.history, sort_keys=True) == json.dumps(b.history, sort_keys=True)
     m = a.metrics
+    assert study.CONTRACT.check_metrics(m) == []  # every declared metric, finite or a declared null
     for phase in study.PHASES:
         assert f"adapt_steps.{phase}" in m and f"core_drift.{phase}" in m
         for s in ("phase1", "phase2", "storm", "storm_train"):
@@ -91,9 +92,25 @@ def test_run_records_per_phase_metrics_and_is_deterministic(model):
     assert len(a.history["acc_before"]) == 18
     assert a.info["curriculum"]["eval"]["storm"] == {"split": "test", "inverted": True, "n": 450}
     if model == "triarchic":
-        assert "acc.phase1@core.after_storm" in m and m["context_energy.storm"] > 0
+        assert m["acc.phase1@core.after_storm"] is not None and m["context_energy.storm"] > 0
+        core = m["acc.phase1@core.after_phase2"] / m["acc.phase1@core.after_phase1"]
+        assert m["retention_core.after_phase2"] == pytest.approx(core)  # core alone, as the prototype reports
+    else:
+        assert m["retention_core.after_phase2"] is None and m["acc.phase1@core.after_phase2"] is None
     if model == "naive_linear":
-        assert m["sparsity"] == 1.0
+        assert m["sparsity"] == 1.0 and m["context_energy.spike"] is None
+    assert a.info["stream"] == sum(TINY["curriculum"]["steps"]) * TINY["curriculum"]["batch_size"]
+
+
+def test_learners_are_a_registry(monkeypatch):
+    assert set(study.LEARNERS) == {"plastic_brain", "triarchic", "naive_linear"} == set(study.MODELS)
+
+    class Echo(study.NaiveLinearHead):
+        pass
+
+    monkeypatch.setitem(study.LEARNERS, "echo", study.LearnerSpec(Echo, "naive"))
+    cfg = study.from_dict(study.PlasticStudyConfig, {"model": "echo"})
+    assert isinstance(study.make_learner(cfg, 8, 3, seed=0), Echo)  # a new learner is one registry entry
 
 
 def test_feature_artifact_round_trip(tmp_path):

@@ -6,8 +6,8 @@ turns images into features the same way.
 
 Public API (kept stable; the plastic-brain package builds on it):
 
-* ``build_backbone(name, weights="none")`` - ``resnet18`` / ``resnet50`` from torchvision with
-  ``weights`` ``none`` or ``imagenet`` (downloaded once by torchvision into its hub cache, sha256
+* ``build_backbone(name, weights="random")`` - ``resnet18`` / ``resnet50`` from torchvision with
+  ``weights`` ``random`` (random init, seeded, nothing downloaded; ``none`` is the same) or ``imagenet`` (downloaded once by torchvision into its hub cache, sha256
   checked; offline a :class:`BackboneUnavailableError` names the file to place by hand and the
   ``mini`` alternative).
 * ``build_digits_backbone(config, *, out, device, artifacts)`` - the pipeline artifact
@@ -37,7 +37,7 @@ FORMAT = "circadian_vision.backbone/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESNETS = {"resnet18": 512, "resnet50": 2048}
-WEIGHTS = ("none", "imagenet")
+WEIGHTS = ("random", "none", "imagenet")  # random and none: random init (no download); imagenet: pretrained
 
 
 class BackboneUnavailableError(RuntimeError):
@@ -152,7 +152,8 @@ def _imagenet_state_dict(name: str, *, progress: bool = True) -> tuple[dict[str,
     prefix = file_name.rsplit("-", 1)[-1].split(".")[0]  # torchvision names files <arch>-<sha256[:8]>.pth
     by_hand = (
         f"download {url} on a machine with network access and place it at {cached}, "
-        f"or use weights: none, or run the mini profile (its digits_cnn backbone needs no network)"
+        f"or use weights: random (random init, nothing downloaded), or run the mini profile (its digits_cnn "
+        f"backbone needs no network)"
     )
     if cached.exists():
         digest = file_digest(cached, "sha256")
@@ -174,14 +175,16 @@ def _imagenet_state_dict(name: str, *, progress: bool = True) -> tuple[dict[str,
 
 def build_backbone(
     name: str,
-    weights: str = "none",
+    weights: str = "random",
     *,
     image_size: int | None = None,
     progress: bool = True,
+    seed: int = 0,
 ) -> Backbone:
     """A torchvision ResNet without its classifier (``fc`` is the identity), as a :class:`Backbone`.
 
-    ``weights``: ``none`` (random init, seeded by the caller) or ``imagenet``. ``image_size``
+    ``weights``: ``random`` or ``none`` (random init, seeded by ``seed``; nothing is downloaded, so a
+    profile can swap it in for ``imagenet`` from params.yaml alone) or ``imagenet``. ``image_size``
     resizes inputs (e.g. 224 for ImageNet weights on 32x32 CIFAR); None keeps them as they are.
     """
     import torchvision
@@ -190,8 +193,10 @@ def build_backbone(
         raise ConfigError(f"unknown backbone {name!r}; use one of {', '.join(RESNETS)} (or load_backbone(path))")
     if weights not in WEIGHTS:
         raise ConfigError(f"unknown weights {weights!r} for {name}; use one of {', '.join(WEIGHTS)}")
-    net = getattr(torchvision.models, name)(weights=None)
-    weights_id = "random-init"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the random init is a function of the seed alone
+        net = getattr(torchvision.models, name)(weights=None)
+    weights_id = f"random-init-seed{seed}"
     if weights == "imagenet":
         state, weights_id = _imagenet_state_dict(name, progress=progress)
         net.load_state_dict(state)
@@ -256,7 +261,6 @@ class DigitsBackboneConfig:
     batch_size: int = 32
     lr: float = 0.01
     seed: int = 0
-    threads: int = 1  # CPU threads (a tiny CNN gains nothing from more; spare cores run other jobs)
 
 
 def train_digits_backbone(cfg: DigitsBackboneConfig, device: str = "cpu") -> tuple[Backbone, dict[str, Any]]:
@@ -307,8 +311,6 @@ def build_digits_backbone(
 ) -> None:
     """Pipeline artifact ``digits_cnn``: train on Split-Digits task ``task``, freeze, save to ``out``."""
     cfg = from_dict(DigitsBackboneConfig, config, where="artifacts.digits_cnn.config")
-    if torch.device(device).type == "cpu":  # this entry runs in its own process
-        torch.set_num_threads(cfg.threads)
     backbone, info = train_digits_backbone(cfg, device=device)
     save_backbone(backbone, out, trained_on=info, config=dataclasses.asdict(cfg))
     print(

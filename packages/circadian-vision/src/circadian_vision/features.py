@@ -27,6 +27,7 @@ import torch
 
 from circadian_core.config import ConfigError, from_dict
 from circadian_core.datasets import ArrayDataset, load_dataset
+from circadian_core.runner import require_artifact
 from circadian_vision.backbones import Backbone, build_backbone, load_backbone, read_artifact
 
 FORMAT = "circadian_vision.features/1"
@@ -37,8 +38,9 @@ class BackboneSpec:
     """``name``: resnet18 | resnet50 | an artifact name (``digits_cnn``) loaded with load_backbone."""
 
     name: str = "resnet18"
-    weights: str = "none"  # none | imagenet (torchvision); ignored for artifact backbones
+    weights: str = "random"  # random (random init, no download; also "none") | imagenet; ignored for artifacts
     image_size: int | None = None  # resize inputs to this square size (None: keep)
+    seed: int = 0  # the random init's seed (weights: random)
 
 
 @dataclasses.dataclass
@@ -73,7 +75,9 @@ class FeatureSet:
 
 
 def load_images(dataset: dict[str, Any]) -> ArrayDataset:
-    """The image dataset a spec names: ``{"name": "digits" | "cifar10" | "cifar100", **loader kwargs}``."""
+    """The image dataset a spec names, by its name in ``circadian_core.datasets`` (``digits``,
+    ``cifar10``, ``cifar100`` or any registered stand-in such as ``synthetic-cifar100``), with the
+    spec's other keys as loader arguments: ``{"name": ..., **loader kwargs}``."""
     kwargs = dict(dataset)
     name = kwargs.pop("name", None)
     if not name:
@@ -87,16 +91,12 @@ def load_images(dataset: dict[str, Any]) -> ArrayDataset:
 def resolve_backbone(spec: BackboneSpec, artifacts: dict[str, Path] | None = None, device: str = "cpu") -> Backbone:
     """The frozen backbone of ``spec``: a torchvision ResNet or a backbone artifact by name."""
     artifacts = artifacts or {}
-    if spec.name in artifacts:
-        backbone = load_backbone(artifacts[spec.name], device=device)
-        backbone.image_size = spec.image_size
-        return backbone
-    if spec.name.startswith("resnet"):
-        return build_backbone(spec.name, spec.weights, image_size=spec.image_size).freeze().to(device)
-    raise ConfigError(
-        f"features: backbone {spec.name!r} is neither a torchvision ResNet (resnet18, resnet50) nor an "
-        f"artifact this one needs (needs: {', '.join(artifacts) or 'none'}); add it under `needs`"
-    )
+    if spec.name.startswith("resnet") and spec.name not in artifacts:
+        return build_backbone(spec.name, spec.weights, image_size=spec.image_size, seed=spec.seed).freeze().to(device)
+    # any other name is a backbone artifact (e.g. digits_cnn) the feature artifact lists under `needs`
+    backbone = load_backbone(require_artifact(artifacts, spec.name, study="features", key="backbone.name"), device=device)
+    backbone.image_size = spec.image_size
+    return backbone
 
 
 def content_key(dataset: dict[str, Any], backbone: Backbone) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from circadian_core.datasets.download import data_root, fetch
+from circadian_core.datasets.download import DatasetUnavailableError, data_root, fetch
 from circadian_core.datasets.registry import ArrayDataset, register_dataset, subset
 
 _SOURCES = {
@@ -63,7 +63,13 @@ def load_cifar(
     base = data_root(root)
     folder = base / src["folder"]
     if not folder.exists():
-        archive = fetch(src["url"], base / src["file"], src["md5"], algorithm="md5")
+        try:
+            archive = fetch(src["url"], base / src["file"], src["md5"], algorithm="md5")
+        except DatasetUnavailableError as err:
+            raise DatasetUnavailableError(
+                f"{err} (or place the extracted folder at {folder}; set $CIRCADIAN_DATA to use another "
+                f"data folder; without CIFAR, the smoke profile runs on its stand-in synthetic-{name})"
+            ) from err
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(base, filter="data")
     x_tr, y_tr = _read(folder, src["train"], src["labels"])

@@ -16,7 +16,8 @@ class Head(nn.Module):
 
     Subclasses implement ``logits(x)`` and ``train_step(x, y) -> loss tensor`` (one minibatch update);
     ``end_epoch()`` is a hook after every epoch; ``stats()`` returns head-specific counters
-    (the circadian head's splits, prunes, ...), ``events`` any per-event log (its sleeps).
+    (the circadian head's splits, prunes, ...), ``timings()`` its wall-clock times, ``events`` any
+    per-event log (its sleeps).
     """
 
     name = "head"
@@ -41,6 +42,11 @@ class Head(nn.Module):
         pass
 
     def stats(self) -> dict[str, float]:
+        """Head-specific counters (deterministic: the same seed gives the same values)."""
+        return {}
+
+    def timings(self) -> dict[str, float]:
+        """Head-specific wall-clock times (never metrics: they differ from run to run)."""
         return {}
 
     def param_count(self) -> int:

@@ -10,12 +10,12 @@ lives on the device (sampled with the shared ``replay_weights``), and wake/sleep
 
 Wake (every minibatch): inference and local updates as the PC head, plus chemicals (usage
 ``mean |mu|``), gating of each unit's incoming updates, reward-modulated learning rate (from the
-batch energy), replay memory, and the sleep trigger (adaptive or fixed).
+batch energy), replay memory (priority: each example's loss after the update, as the prototype and
+the NumPy network), and the sleep trigger (adaptive or fixed).
 
-Sleep, in the NumPy network's order: snapshot -> (gradual pruning: fade, remove) -> budget ->
-split high-chemical units (function-preserving) -> prune low-chemical old units -> prioritized
-class-balanced replay -> homeostatic norm control -> rollback guard on a held-out slice of the
-TRAINING data -> chemicals partly reset. The width stays within ``[min_hidden, max_hidden]``.
+Sleep is :func:`circadian_vision.mechanisms.sleep.sleep_cycle`, the NumPy network's sleep, line for
+line: this head is its :class:`~circadian_vision.mechanisms.sleep.SleepHost` (``W1, b1, W2, b2``
+are the ``W_in, b_in, W_out, b_out`` of the shared layout).
 """
 
 from __future__ import annotations
@@ -30,24 +30,16 @@ from circadian_vision.heads.base import _synchronizer
 from circadian_vision.heads.predictive_coding import PredictiveCodingConfig, PredictiveCodingHead
 from circadian_vision.mechanisms import chemicals as chem_mod
 from circadian_vision.mechanisms import gating as gating_mod
-from circadian_vision.mechanisms.budget import sleep_budget
-from circadian_vision.mechanisms.homeostasis import norm_control
-from circadian_vision.mechanisms.prune import (
-    compensate_bias,
-    fade_columns,
-    prune_candidates,
-    prune_units,
-    remove_units,
-)
+from circadian_vision.mechanisms.chemicals import steady_gain
 from circadian_vision.mechanisms.replay import replay_weights
 from circadian_vision.mechanisms.reward import RewardModulator
-from circadian_vision.mechanisms.rollback import restore, sleep_verdict, snapshot, tally_sleep
-from circadian_vision.mechanisms.split import split_candidates, split_units, split_vector
+from circadian_vision.mechanisms.rollback import restore, snapshot, tally_sleep
+from circadian_vision.mechanisms.sleep import UNIT_VECTORS, Units, sleep_cycle
+from circadian_vision.mechanisms.split import distinct_units
 from circadian_vision.mechanisms.trigger import should_sleep
 from circadian_vision.nets.circadian import CircadianConfig  # one config for the NumPy and torch networks
 
-# everything sized by the hidden width besides W1/b1/W2: per-unit vectors
-_UNIT_VECTORS = ("chem_fast", "chem_slow", "age", "mean_act", "fade_count")
+_WEIGHTS = ("W1", "b1", "W2", "b2")
 
 
 class CircadianHead(PredictiveCodingHead):
@@ -55,12 +47,16 @@ class CircadianHead(PredictiveCodingHead):
 
     def __init__(self, in_dim: int, num_classes: int, config: CircadianConfig | None = None, *, seed: int = 0) -> None:
         cfg = config or CircadianConfig()
+        if cfg.trunk or cfg.binary:
+            raise ValueError("CircadianHead has one hidden layer and a softmax output: trunk and binary are "
+                             "options of the NumPy CircadianNet only")
         pc = PredictiveCodingConfig(hidden=cfg.hidden, lr=cfg.lr, inference_steps=cfg.inference_steps,
                                     inference_lr=cfg.inference_lr, init_scale=cfg.init_scale)
         super().__init__(in_dim, num_classes, pc, seed=seed)
         self.ccfg = cfg
         self.gen = torch.Generator().manual_seed(seed + 7919)  # replay sampling
-        for name in _UNIT_VECTORS:
+        self.split_gen = torch.Generator().manual_seed(seed + 104729)  # split symmetry breaking
+        for name in UNIT_VECTORS:
             self.register_buffer(name, torch.zeros(cfg.hidden))
         cap = cfg.replay.capacity if cfg.replay.enabled else 1
         self.register_buffer("mem_x", torch.zeros(cap, in_dim))
@@ -68,13 +64,14 @@ class CircadianHead(PredictiveCodingHead):
         self.register_buffer("mem_q", torch.zeros(cap))
         self.mem_next = 0
         self.mem_size = 0
+        self.gain = steady_gain(cfg.chemicals)
         self.reward = RewardModulator(cfg.reward)
         self.energies: list[float] = []
         self.steps = 0
         self.steps_since_sleep = 0
-        self.holdout: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.holdouts: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.totals = {"sleeps": 0, "splits": 0, "prunes": 0, "rollbacks": 0, "split_attempts": 0,
-                       "prune_attempts": 0}
+                       "prune_attempts": 0, "skipped": 0}
         self.hidden_start = cfg.hidden
         self.hidden_max = cfg.hidden
         self.wake_s = 0.0
@@ -84,7 +81,11 @@ class CircadianHead(PredictiveCodingHead):
     # ---- state -------------------------------------------------------------------------------
     def set_holdout(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """The held-out slice of TRAINING data the rollback guard decides on (never the test set)."""
-        self.holdout = (x, y) if len(y) else None
+        self.set_holdouts([(x, y)])
+
+    def set_holdouts(self, slices: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Several held-out slices, weighted equally (the guard's loss is the mean of their mean losses)."""
+        self.holdouts = [(x, y) for x, y in slices if len(y)]
 
     @property
     def chemical(self) -> torch.Tensor:
@@ -92,11 +93,11 @@ class CircadianHead(PredictiveCodingHead):
 
     def unit_state(self) -> dict[str, torch.Tensor]:
         """Everything a sleep changes: weights and per-unit vectors."""
-        return {k: getattr(self, k) for k in ("W1", "b1", "W2", "b2", *_UNIT_VECTORS)}
+        return {k: getattr(self, k) for k in (*_WEIGHTS, *UNIT_VECTORS)}
 
     def load_unit_state(self, state: dict[str, torch.Tensor]) -> None:
         for name, value in state.items():
-            if name in ("W1", "b1", "W2", "b2"):
+            if name in _WEIGHTS:
                 setattr(self, name, nn.Parameter(value.contiguous(), requires_grad=False))
             else:
                 setattr(self, name, value.contiguous())  # a registered buffer, replaced
@@ -132,12 +133,12 @@ class CircadianHead(PredictiveCodingHead):
         scale = self.reward.step(energy)
         self._learn(x, r, cfg.lr * scale, p)
         self.age = self.age + 1
-        if cfg.replay.enabled:
+        if cfg.replay.enabled:  # priority: each example's loss after this update
             self._remember(x, y, self._sample_loss(x, y))
         self.energies.append(energy)
         self.steps += 1
         self.steps_since_sleep += 1
-        if should_sleep(self.energies, self.chemical, self.steps_since_sleep, cfg.trigger):
+        if should_sleep(self.energies, self.chemical, self.steps_since_sleep, cfg.trigger, self.gain):
             self.sleep()
         return r.energy
 
@@ -162,25 +163,30 @@ class CircadianHead(PredictiveCodingHead):
             self.wake_s += time.perf_counter() - self._wake_t0
             self._wake_t0 = None
 
-    # ---- sleep -------------------------------------------------------------------------------
-    def _set_units(self, W1: torch.Tensor, b1: torch.Tensor, W2: torch.Tensor, vectors: dict[str, torch.Tensor]) -> None:
-        self.load_unit_state({"W1": W1, "b1": b1, "W2": W2, **vectors})
+    # ---- the sleep host (mechanisms.sleep.SleepHost) -------------------------------------------
+    def get_units(self) -> Units:
+        return Units(self.W1, self.b1, self.W2, self.b2, {k: getattr(self, k) for k in UNIT_VECTORS})
 
-    def _remove(self, idx: list[int], compensate: bool) -> None:
-        if not idx:
-            return
-        if compensate:
-            self.b2 = nn.Parameter(compensate_bias(self.b2, self.W2, idx, self.mean_act), requires_grad=False)
-        W1, b1, W2 = prune_units(self.W1, self.b1, self.W2, idx)
-        self._set_units(W1, b1, W2, {k: remove_units(getattr(self, k), idx) for k in _UNIT_VECTORS})
+    def set_units(self, units: Units) -> None:
+        self.load_unit_state({"W1": units.W_in, "b1": units.b_in, "W2": units.W_out, "b2": units.b_out,
+                              **units.vectors})
+
+    def state_snapshot(self) -> dict[str, torch.Tensor]:
+        return snapshot(self.unit_state())
+
+    def state_restore(self, snap: dict[str, torch.Tensor]) -> None:
+        self.load_unit_state(restore(snap))
 
     def holdout_loss(self) -> float | None:
-        if self.holdout is None:
+        if not self.holdouts:
             return None
-        x, y = self.holdout
-        return float(nn.functional.cross_entropy(self.logits(x), y))
+        losses = [float(nn.functional.cross_entropy(self.logits(x), y)) for x, y in self.holdouts]
+        return sum(losses) / len(losses)
 
-    def _replay(self, steps: int) -> int:
+    def standard_normal(self, rows: int, cols: int) -> torch.Tensor:
+        return torch.randn(rows, cols, generator=self.split_gen).to(self.W2.device, self.W2.dtype)
+
+    def replay(self, steps: int) -> int:
         rc = self.ccfg.replay
         n = self.mem_size
         if not rc.enabled or n == 0 or steps <= 0:
@@ -195,103 +201,47 @@ class CircadianHead(PredictiveCodingHead):
             self.mem_q[pick] = self._sample_loss(x, y)
         return steps
 
+    # ---- sleep -------------------------------------------------------------------------------
     @torch.no_grad()
     def sleep(self) -> dict[str, Any]:
-        """One sleep; returns (and logs) its event."""
-        cfg = self.ccfg
+        """One sleep (:func:`~circadian_vision.mechanisms.sleep.sleep_cycle`); returns and logs its event."""
         sync = _synchronizer(self.W1.device)
         sync()
         t0 = time.perf_counter()
         if self._wake_t0 is not None:
             self.wake_s += t0 - self._wake_t0
-        before_state = snapshot(self.unit_state())
-        loss_before = self.holdout_loss()
-        width_before = self.hidden_width
-        chem = self.chemical
-
-        # gradual pruning: fade the marked units further, remove those that have faded long enough
-        removed_faded: list[int] = []
-        if cfg.prune.enabled and cfg.prune.mode == "gradual":
-            marked = [int(j) for j in torch.nonzero(self.fade_count > 0).flatten().tolist()]
-            counts = self.fade_count.tolist()
-            removed_faded = [j for j in marked if counts[j] >= cfg.prune.fade_sleeps]
-            still = [j for j in marked if j not in removed_faded]
-            self.W2 = nn.Parameter(fade_columns(self.W2, still, cfg.prune.fade), requires_grad=False)
-            if still:
-                self.fade_count[still] += 1
-            self._remove(removed_faded, compensate=False)
-            chem = self.chemical
-        fading = [int(j) for j in torch.nonzero(self.fade_count > 0).flatten().tolist()]
-
-        budget = sleep_budget(chem, self.hidden_width - len(fading), cfg.min_hidden, cfg.max_hidden, cfg.budget)
-        split_idx = split_candidates(chem, budget.n_split, cfg.split.z, exclude=fading) if cfg.split.enabled else []
-        if split_idx:
-            W1, b1, W2 = split_units(self.W1, self.b1, self.W2, split_idx, cfg.split.share)
-            k = cfg.split.child_chemical
-            self._set_units(W1, b1, W2, {
-                "chem_fast": split_vector(self.chem_fast, split_idx, k, k),
-                "chem_slow": split_vector(self.chem_slow, split_idx, k, k),
-                "age": split_vector(self.age, split_idx, child_value=0.0),
-                "mean_act": split_vector(self.mean_act, split_idx),
-                "fade_count": split_vector(self.fade_count, split_idx, child_value=0.0),
-            })
-        prune_idx: list[int] = []
-        if cfg.prune.enabled:  # children and fading units are not candidates
-            children = list(range(width_before, self.hidden_width))
-            prune_idx = prune_candidates(self.chemical, self.age, budget.n_prune, cfg.prune.min_age,
-                                         cfg.prune.fraction, exclude=fading + children)
-            if cfg.prune.mode == "immediate":
-                self._remove(prune_idx, compensate=cfg.prune.compensate)
-            elif prune_idx:
-                self.W2 = nn.Parameter(fade_columns(self.W2, prune_idx, cfg.prune.fade), requires_grad=False)
-                self.fade_count[prune_idx] = 1.0
-        replayed = self._replay(budget.replay_steps)
-        if cfg.homeostasis.enabled:
-            self.W1 = nn.Parameter(norm_control(self.W1, cfg.homeostasis.norm_max, cfg.homeostasis.rate),
-                                   requires_grad=False)
-        loss_after = self.holdout_loss()
-
-        rolled_back = sleep_verdict(cfg.rollback, loss_before, loss_after)
-        n_pruned = len(removed_faded) + (len(prune_idx) if cfg.prune.mode == "immediate" else 0)
-        if rolled_back:
-            self.load_unit_state(restore(before_state))
-        self.chem_fast = cfg.sleep_chemical_scale * self.chem_fast
-        self.chem_slow = cfg.sleep_chemical_scale * self.chem_slow
+        event = sleep_cycle(self, self.ccfg)
         self.energies = []
         self.steps_since_sleep = 0
-
-        tally_sleep(self.totals, splits=len(split_idx), prunes=n_pruned, rolled_back=rolled_back)
+        if event["skipped"]:
+            self.totals["skipped"] += 1
+        else:
+            tally_sleep(self.totals, splits=event["splits"], prunes=event["prunes"], rolled_back=event["rolled_back"])
         self.hidden_max = max(self.hidden_max, self.hidden_width)
         sync()
         seconds = time.perf_counter() - t0
         self.sleep_s += seconds
         if self._wake_t0 is not None:
             self._wake_t0 = time.perf_counter()
-        event = {
-            "step": self.steps,
-            "hidden_before": width_before,
-            "hidden_after": self.hidden_width,
-            "splits": len(split_idx),
-            "prunes": n_pruned,
-            "marked": len(prune_idx) if cfg.prune.mode == "gradual" else 0,
-            "replay_steps": replayed,
-            "budget_scale": budget.scale,
-            "holdout_loss_before": loss_before,
-            "holdout_loss_after": loss_after,
-            "rolled_back": rolled_back,
-            "seconds": seconds,
-        }
+        event = {"step": self.steps, **event, "seconds": seconds}
         self.events.append(event)
         return event
 
     # ---- reporting ---------------------------------------------------------------------------
+    def distinct_units(self) -> int:
+        """Hidden units that differ (incoming rows with cosine > 0.999 count once)."""
+        return distinct_units(self.W1)
+
     def stats(self) -> dict[str, float]:
+        """Counters and widths (deterministic). Wall-clock times are in :meth:`timings`."""
         return {
             **{k: float(v) for k, v in self.totals.items()},
             "hidden_start": float(self.hidden_start),
             "hidden_end": float(self.hidden_width),
             "hidden_max": float(self.hidden_max),
-            "wake_s": self.wake_s,
-            "sleep_s": self.sleep_s,
-            "sleep_overhead": self.sleep_s / self.wake_s if self.wake_s > 0 else 0.0,
+            "distinct_end": float(self.distinct_units()),
         }
+
+    def timings(self) -> dict[str, float]:
+        return {"wake_s": self.wake_s, "sleep_s": self.sleep_s,
+                "sleep_overhead": self.sleep_s / self.wake_s if self.wake_s > 0 else 0.0}

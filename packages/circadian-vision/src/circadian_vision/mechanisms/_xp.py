@@ -131,6 +131,30 @@ def class_sums(labels: Array, values: Array, num_classes: int) -> Array:
     return np.bincount(np.asarray(labels, dtype=np.int64), weights=values, minlength=num_classes).astype(values.dtype)
 
 
+def to_numpy(x: Array) -> np.ndarray:
+    """A NumPy copy of ``x`` (a torch tensor is detached and moved to the CPU)."""
+    if is_torch(x):
+        return x.detach().cpu().numpy().copy()
+    return np.array(x, copy=True)
+
+
+def set_at(x: Array, idx: Sequence[int], value: float) -> Array:
+    """A copy of vector ``x`` with ``x[idx] = value``."""
+    out = copy(x)
+    if len(idx):
+        out[index(idx, x)] = value
+    return out
+
+
+def add_at(x: Array, idx: Sequence[int], value: float) -> Array:
+    """A copy of vector ``x`` with ``value`` added at ``idx``."""
+    out = copy(x)
+    if len(idx):
+        ii = index(idx, x)
+        out[ii] = out[ii] + value
+    return out
+
+
 def all_finite(x: Array) -> bool:
     if is_torch(x):
         return bool(_torch().isfinite(x).all())

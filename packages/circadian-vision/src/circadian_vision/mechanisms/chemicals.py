@@ -78,6 +78,25 @@ def update_chemicals(fast: Array, slow: Array, u: Array, cfg: ChemicalConfig) ->
     return accumulate_dual(fast, slow, u, cfg.fast_decay, cfg.slow_decay, cfg.fast_rate, cfg.slow_rate)
 
 
+def steady_gain(cfg: ChemicalConfig) -> float:
+    """``g`` such that a unit used at a constant level ``u`` settles at ``c = g u``.
+
+    plain and saturating (small ``u``): ``r / (1 - d)``; dual: ``(1 - w) r_f / (1 - d_f) + w r_s / (1 - d_s)``.
+    ``c / g`` reads a chemical in units of usage, whatever the dynamics' constants (the prototype's
+    defaults ``d = 0.995``, ``r = 0.02`` have ``g = 4``; ours ``g = 1``). A decay of 1 never settles:
+    its gain is infinite and the function raises.
+    """
+
+    def one(rate: float, decay: float) -> float:
+        if decay >= 1.0:
+            raise ValueError("chemicals: a decay of 1 never settles (no steady gain); use a decay below 1")
+        return rate / (1.0 - decay)
+
+    if cfg.mode == "dual":
+        return (1.0 - cfg.slow_weight) * one(cfg.fast_rate, cfg.fast_decay) + cfg.slow_weight * one(cfg.slow_rate, cfg.slow_decay)
+    return one(cfg.rate, cfg.decay)
+
+
 def chemical_level(fast: Array, slow: Array, cfg: ChemicalConfig) -> Array:
     """The chemical ``c`` the other mechanisms read (``fast`` unless ``dual``)."""
     if cfg.mode == "dual":

@@ -1,12 +1,19 @@
-"""PlasticBrain: eyes -> N pluggable NeuromodulatedBlocks -> norm -> EpisodicMemoryBank.
+"""PlasticBrain: eyes -> N pluggable NeuromodulatedBlocks -> BatchNorm -> EpisodicMemoryBank.
 
 The memory is the classifier: a prediction is the kNN vote of the stored representations nearest
 to the query. The blocks shape that representation by local learning only, driven by a reward
 that comes from the memory itself: after ``warmup_steps`` the reward of a sample is
-``right_reward`` when the memory's prediction (made *before* the update) matched its label and
-``wrong_reward`` otherwise; during warm-up, while the memory is still nearly empty and its votes
-mean little, every sample is rewarded (plain Hebbian learning). The reward needs the label to
-score the memory's prediction, so it is self-generated but not label-free.
+``right_reward`` (+1) when the memory's prediction (made *before* the update) matched its label and
+``wrong_reward`` (-0.2, a weak punishment) otherwise; during warm-up, while the memory is still
+nearly empty and its votes mean little, and in ``panic`` mode, every sample is rewarded (+1).
+The reward needs the label to score the memory's prediction, so it is self-generated but not
+label-free.
+
+The representation is normalized before the memory as the prototype does (``self.bn =
+nn.BatchNorm1d(in_dim)`` in ``PlasticBrain``, eren23/plasticish_brain@8e9320b,
+plasticish/models.py; its ``train_step`` rewards -0.2 and +1 in panic mode): during training with
+the batch's statistics (which also update running statistics), at prediction time with the
+running statistics. ``norm: layer`` (per-sample LayerNorm) is the alternative.
 
 Each step: represent -> predict from memory (accuracy before the update) -> reward -> every
 non-frozen block learns on its own input -> neurogenesis on the samples the memory got wrong
@@ -24,9 +31,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from circadian_vision.plastic.block import MODES, BlockConfig, NeuromodulatedBlock
 from circadian_vision.plastic.memory import EpisodicMemoryBank
+
+NORMS = ("batch", "layer")
 
 
 @dataclasses.dataclass
@@ -35,12 +45,14 @@ class PlasticBrainConfig:
 
     num_layers: int = 2
     block: BlockConfig = dataclasses.field(default_factory=BlockConfig)
-    memory_size: int = 4000
+    memory_size: int = 60000  # the prototype's EpisodicMemoryBank default
     memory_k: int = 10
     memory_temperature: float = 0.1
     warmup_steps: int = 10
     right_reward: float = 1.0
-    wrong_reward: float = -1.0
+    wrong_reward: float = -0.2  # the prototype's weak punishment
+    norm: str = "batch"  # batch (the prototype's BatchNorm1d) | layer (per-sample LayerNorm)
+    norm_momentum: float = 0.1  # batch: running-statistics momentum (torch's default)
     neurogenesis_every: int = 10  # plastic mode; 0 disables
     neurogenesis_max: int = 8  # neurons recycled per block per event
     panic_neurogenesis_every: int = 1
@@ -67,7 +79,10 @@ class PlasticBrain(nn.Module):
         self.eyes = eyes
         self._gen = torch.Generator().manual_seed(seed)
         self.blocks = nn.ModuleList([self.new_block() for _ in range(cfg.num_layers)])
-        self.norm = nn.LayerNorm(self.in_dim, elementwise_affine=False)
+        if cfg.norm not in NORMS:
+            raise ValueError(f"plastic brain: norm must be one of {', '.join(NORMS)}, got {cfg.norm!r}")
+        self.register_buffer("running_mean", torch.zeros(self.in_dim))
+        self.register_buffer("running_var", torch.ones(self.in_dim))
         self.memory = EpisodicMemoryBank(
             cfg.memory_size, self.in_dim, num_classes, k=cfg.memory_k, temperature=cfg.memory_temperature
         )
@@ -129,15 +144,27 @@ class PlasticBrain(nn.Module):
             raise RuntimeError("this brain has no eyes: pass features, or build it with eyes=PretrainedEyes(...)")
         return self.eyes.features(images)
 
+    def normalize(self, h: torch.Tensor, *, training: bool = False, update: bool = False) -> torch.Tensor:
+        """The normalization before the memory: batch statistics when ``training`` (``update``: also
+        move the running statistics), else the running ones; or per-sample LayerNorm."""
+        if self.config.norm == "layer":
+            return F.layer_norm(h, (self.in_dim,))
+        if training and len(h) > 1:
+            return F.batch_norm(h, self.running_mean if update else None, self.running_var if update else None,
+                                training=True, momentum=self.config.norm_momentum)
+        return F.batch_norm(h, self.running_mean, self.running_var, training=False)
+
     @torch.no_grad()
-    def represent(self, features: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def represent(
+        self, features: torch.Tensor, *, training: bool = False, update: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The memory key of ``features`` and the input each block saw."""
         h = features.float()
         inputs = []
         for block in self.blocks:
             inputs.append(h)
             h = block(h)
-        return self.norm(h), inputs
+        return self.normalize(h, training=training, update=update), inputs
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Class log-probabilities from the memory's vote."""
@@ -159,11 +186,11 @@ class PlasticBrain(nn.Module):
             raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         cfg = self.config
         y = y.long().to(x.device)
-        z, inputs = self.represent(x)
+        z, inputs = self.represent(x, training=True)
         pred = self.memory.predict(z).to(y.device)
         correct = pred == y
         warm = self.steps < cfg.warmup_steps
-        if warm:
+        if warm or mode == "panic":
             reward = torch.ones(len(y), device=x.device)
         else:
             reward = torch.where(correct, cfg.right_reward, cfg.wrong_reward).float()
@@ -178,7 +205,7 @@ class PlasticBrain(nn.Module):
             for block, h in zip(self.blocks, inputs):
                 if isinstance(block, NeuromodulatedBlock):
                     births += len(block.neurogenesis(h[wrong], cfg.neurogenesis_max))
-        z_new, _ = self.represent(x)
+        z_new, _ = self.represent(x, training=True, update=True)
         self.memory.write(z_new, y)
         self.steps += 1
         return {

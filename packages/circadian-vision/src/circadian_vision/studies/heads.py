@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from circadian_core.config import ConfigError, from_dict
+from circadian_core.config import ConfigError, bounded, from_dict
+from circadian_core.contract import Contract, Metric
 from circadian_core.record import StudyResult
+from circadian_core.runner import require_artifact
 from circadian_vision.features import FeatureSpec, load_features, load_images, resolve_backbone
 from circadian_vision.heads import HEADS, evaluate, fit, inference_latency, make_head
 from circadian_vision.heads.backprop import BackpropConfig, BackpropHead
@@ -32,10 +34,10 @@ from circadian_vision.heads.backprop import BackpropConfig, BackpropHead
 class HeadsConfig:
     head: str = "predictive_coding"  # backprop | predictive_coding | circadian
     features: str = "digits_features"  # the feature-cache artifact (listed under the study's needs)
-    epochs: int = 20
-    batch_size: int = 32
+    epochs: int = bounded(20, low=1)
+    batch_size: int = bounded(32, low=1)
     standardize: bool = True  # z-score features with training-split statistics
-    holdout_fraction: float = 0.1  # slice of the training data no head trains on (rollback guard)
+    holdout_fraction: float = bounded(0.1, low=0.0, high=0.99)  # training slice no head trains on (rollback guard)
     eval_batch: int = 4096
     latency_batch: int = 256
     latency_repeats: int = 30
@@ -43,7 +45,47 @@ class HeadsConfig:
     predictive_coding: dict[str, Any] = dataclasses.field(default_factory=dict)
     circadian: dict[str, Any] = dataclasses.field(default_factory=dict)
     finetune_source: dict[str, Any] | None = None  # FeatureSpec of images + backbone for finetuning
-    threads: int = 1  # CPU threads of this cell: heads are small matmuls, and spare cores run other cells
+
+
+@dataclasses.dataclass
+class HeadsInfo:
+    """``info`` of a heads record."""
+
+    features: dict[str, Any] = dataclasses.field(default_factory=dict)  # key, spec, extract info, cache_bypassed
+    split: dict[str, int] = dataclasses.field(default_factory=dict)  # train / holdout / test rows
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # the circadian head's sleeps
+
+
+def _circ(name: str, meaning: str, unit: str = "count") -> Metric:
+    return Metric(name, meaning + " (circadian head only; null for the others)", unit, nullable=True)
+
+
+CONTRACT = Contract(
+    "heads",
+    version=2,
+    settings=HeadsConfig,
+    info=HeadsInfo,
+    description="One head (backprop, predictive coding, circadian) trained on cached frozen-backbone features.",
+    metrics=(
+        Metric("accuracy", "test accuracy after the last epoch", "accuracy", higher_is_better=True),
+        Metric("cross_entropy", "mean test cross-entropy after the last epoch", "nats", higher_is_better=False),
+        Metric("params", "head parameters at the end", "count"),
+        Metric("params_start", "head parameters at the start", "count"),
+        Metric("backbone_params", "parameters of the fine-tuned backbone (null: frozen, cached)", "count", nullable=True),
+        _circ("hidden_start", "hidden width at the start", "units"),
+        _circ("hidden_end", "hidden width at the end", "units"),
+        _circ("hidden_max", "largest hidden width reached", "units"),
+        _circ("distinct_end", "units at the end whose incoming rows differ (cosine > 0.999 counted once)", "units"),
+        _circ("sleeps", "sleeps run"),
+        _circ("splits", "splits committed (not rolled back)"),
+        _circ("prunes", "prunes committed (not rolled back)"),
+        _circ("rollbacks", "sleeps undone by the rollback guard"),
+        _circ("split_attempts", "splits tried, rolled back or not"),
+        _circ("prune_attempts", "prunes tried, rolled back or not"),
+        _circ("skipped", "sleeps skipped by the budget's progress windows"),
+    ),
+)
+CIRCADIAN_METRICS = tuple(m.name for m in CONTRACT.metrics if m.nullable and m.name != "backbone_params")
 
 
 def holdout_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +111,19 @@ def _standardize(x_train: torch.Tensor, *others: torch.Tensor) -> list[torch.Ten
     return [(t - mean) / std for t in (x_train, *others)]
 
 
+def _metrics(head: Any, final: dict[str, float], params_start: int, finetune: bool) -> dict[str, float | None]:
+    """The record's metrics: deterministic values only (the circadian counters are null for other heads)."""
+    stats = head.stats()
+    return {
+        "accuracy": final["accuracy"],
+        "cross_entropy": final["cross_entropy"],
+        "params": float(head.param_count()),
+        "params_start": float(params_start),
+        "backbone_params": float(sum(p.numel() for p in head.backbone.parameters())) if finetune else None,
+        **{k: stats.get(k) for k in CIRCADIAN_METRICS},
+    }
+
+
 def run(
     config: dict[str, Any],
     *,
@@ -81,15 +136,8 @@ def run(
     if cfg.head not in HEADS:
         raise ConfigError(f"heads: unknown head {cfg.head!r}; heads: {', '.join(HEADS)}")
     artifacts = artifacts or {}
-    if cfg.features not in artifacts:
-        raise ConfigError(
-            f"heads: feature cache {cfg.features!r} is not among this study's needs "
-            f"({', '.join(artifacts) or 'none'}); add it under `needs` in params.yaml"
-        )
     dev = torch.device(device)
-    if dev.type == "cpu":
-        torch.set_num_threads(cfg.threads)
-    fs = load_features(artifacts[cfg.features])
+    fs = load_features(require_artifact(artifacts, cfg.features, study="heads", key="features"))
     head_cfg = dict(getattr(cfg, cfg.head))
     finetune = cfg.head == "backprop" and bool(head_cfg.get("finetune", False))
     train_idx, hold_idx = holdout_split(fs.y_train, cfg.holdout_fraction, seed)
@@ -140,23 +188,13 @@ def run(
     x_lat = featurize(x_te[: cfg.latency_batch]) if featurize is not None else x_te
     latency = inference_latency(head, x_lat, batch_size=cfg.latency_batch, repeats=cfg.latency_repeats)
 
-    metrics: dict[str, float] = {
-        "accuracy": final["accuracy"],
-        "cross_entropy": final["cross_entropy"],
-        "train_sps": timing["train_sps"],
-        **latency,
-        "params": float(head.param_count()),
-        "params_start": float(params_start),
-    }
-    if finetune:
-        metrics["backbone_params"] = float(sum(p.numel() for p in head.backbone.parameters()))
-    stats = head.stats()
-    metrics.update(stats)
-    info: dict[str, Any] = {
-        "features": {"key": fs.key, "spec": fs.spec, "extract": fs.info, "cache_bypassed": finetune},
-        "split": {"train": len(train_idx), "holdout": len(hold_idx), "test": len(y_te)},
-        "events": head.events,
-        "timings": {"train_s": timing["train_s"], "train_eval_s": wall_train,
-                    **{k: v for k, v in stats.items() if k.endswith("_s")}},
-    }
-    return StudyResult(metrics=metrics, history=history, info=info)
+    metrics = _metrics(head, final, params_start, finetune)
+    info = HeadsInfo(
+        features={"key": fs.key, "spec": fs.spec, "extract": fs.info, "cache_bypassed": finetune},
+        split={"train": len(train_idx), "holdout": len(hold_idx), "test": len(y_te)},
+        events=head.events,
+    )
+    # wall-clock measurements: timings, never metrics (a rerun with the same seed gives the same metrics)
+    timings = {"train_s": timing["train_s"], "train_sps": timing["train_sps"], "train_eval_s": wall_train,
+               **latency, **head.timings()}
+    return StudyResult(metrics=metrics, history=history, info=dataclasses.asdict(info), timings=timings)

@@ -8,18 +8,22 @@ on inverted test images. (The prototype scored its storm on the very images it h
 on; ``storm_train``, the accuracy on the inverted training images after the storm, is recorded
 too, to show how much that flatters.)
 
-One DAG cell = one (model, seed): ``model`` is ``plastic_brain``, ``triarchic`` or
-``naive_linear``; all three see the same features from the same frozen eyes, in the same batches.
+One DAG cell = one (model, seed): ``model`` names a learner of the registry :data:`LEARNERS`
+(``plastic_brain``, ``triarchic``, ``naive_linear``); all see the same features from the same
+frozen eyes, in the same batches.
 The eyes are the ``digits_cnn`` artifact in ``mini`` (a small CNN trained in-pipeline on the first
 Split-Digits task's TRAINING images, then frozen), ResNet-18 with ImageNet weights in ``paper``
 (through the feature artifact built by :func:`build_features`), or a seeded random projection
 (``random_projection``, a stand-in that needs nothing).
 
-Metrics (flat, per run): accuracy on each group's test set after each phase, retention of phase-1
-accuracy (after / after phase 1), adaptation speed (steps until the accuracy measured before each
-update reaches 80% of the phase's final level), fraction of active units, context energy during
-the storm and its ratio to before, core drift over each phase, and ACC / BWT / forgetting of the
-3 x 3 accuracy matrix (phase x eval set).
+Metrics (flat, per run; :data:`CONTRACT`): accuracy on each group's test set after each phase,
+retention of phase-1 accuracy (after / after phase 1; the headline is after phase 2, because the
+storm re-teaches the phase-1 classes when ``storm_classes`` is ``all``), the same read through the
+triarchic brain's core pathway alone (the prototype's "Memory (Core)"), adaptation speed (steps
+until the accuracy measured before each update reaches 80% of the phase's final level), fraction
+of active units, context energy during the storm and its ratio to before, core drift over each
+phase, and ACC / BWT / forgetting of the 3 x 3 accuracy matrix (phase x eval set). A metric a
+learner has no such quantity for (context energy of a linear head) is null.
 """
 
 from __future__ import annotations
@@ -33,18 +37,37 @@ import numpy as np
 import torch
 
 from circadian_core.config import ConfigError, from_dict
+from circadian_core.contract import Contract, Metric
 from circadian_core.datasets import ArrayDataset, load_dataset
 from circadian_core.metrics import accuracy_matrix_summary
 from circadian_core.record import StudyResult
+from circadian_core.runner import require_artifact
 from circadian_vision.plastic.baseline import NaiveLinearConfig, NaiveLinearHead
 from circadian_vision.plastic.brain import PlasticBrain, PlasticBrainConfig
 from circadian_vision.plastic.eyes import PretrainedEyes, RandomProjectionEyes
 from circadian_vision.plastic.trainer import PhaseConfig, PlasticTrainer
 from circadian_vision.plastic.triarchic import TriarchicBrain, TriarchicConfig
 
-MODELS = ("plastic_brain", "triarchic", "naive_linear")
 PHASES = ("phase1", "phase2", "storm")
+EVAL_SETS = ("phase1", "phase2", "storm", "storm_train")
 FEATURES_FORMAT = "circadian_vision.plastic_features/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerSpec:
+    """A registry entry: the learner class and the study-config field holding its config."""
+
+    cls: type
+    config_field: str
+
+
+# name -> learner (like NETS and HEADS): a new learner is one entry here and one config field
+LEARNERS: dict[str, LearnerSpec] = {
+    "plastic_brain": LearnerSpec(PlasticBrain, "plastic"),
+    "triarchic": LearnerSpec(TriarchicBrain, "triarchic"),
+    "naive_linear": LearnerSpec(NaiveLinearHead, "naive"),
+}
+MODELS = tuple(LEARNERS)
 
 
 @dataclasses.dataclass
@@ -123,12 +146,8 @@ class FeatureBank:
 def make_eyes(cfg: EyesConfig, artifacts: dict[str, Path] | None, device: str) -> Any:
     artifacts = artifacts or {}
     if cfg.kind == "digits_cnn":
-        if cfg.artifact not in artifacts:
-            raise ConfigError(
-                f"plastic: eyes kind digits_cnn needs the artifact {cfg.artifact!r}; list it under the "
-                f"study's `needs` in params.yaml (or use eyes.kind: random_projection)"
-            )
-        return PretrainedEyes.from_file(artifacts[cfg.artifact], device=device)
+        return PretrainedEyes.from_file(require_artifact(artifacts, cfg.artifact, study="plastic", key="eyes.artifact"),
+                                        device=device)
     if cfg.kind == "resnet18":
         return PretrainedEyes.resnet18(cfg.weights, image_size=cfg.image_size, device=device)
     if cfg.kind == "random_projection":
@@ -161,10 +180,10 @@ def load_images(cfg: DataConfig) -> ArrayDataset:
     kwargs = dict(cfg.dataset)
     name = kwargs.pop("name", None)
     if not name:
-        raise ConfigError("plastic: data.dataset needs a name (digits or cifar10)")
+        raise ConfigError("plastic: data.dataset needs a name registered in circadian_core.datasets (digits, cifar10, ...)")
     data = load_dataset(name, **kwargs)
     if not isinstance(data, ArrayDataset):
-        raise ConfigError(f"plastic: dataset {name!r} is a task sequence; use digits or cifar10")
+        raise ConfigError(f"plastic: dataset {name!r} is a task sequence; use a train/test dataset (digits, cifar10, ...)")
     return data
 
 
@@ -294,13 +313,11 @@ def center_features(bank: FeatureBank, curriculum: Curriculum, how: str) -> Feat
 # the run
 # ---------------------------------------------------------------------------------------------
 def make_learner(cfg: PlasticStudyConfig, in_dim: int, num_classes: int, seed: int) -> Any:
-    if cfg.model == "plastic_brain":
-        return PlasticBrain(in_dim, num_classes, cfg.plastic, seed=seed)
-    if cfg.model == "triarchic":
-        return TriarchicBrain(in_dim, num_classes, cfg.triarchic, seed=seed)
-    if cfg.model == "naive_linear":
-        return NaiveLinearHead(in_dim, num_classes, cfg.naive, seed=seed)
-    raise ConfigError(f"plastic: unknown model {cfg.model!r}; use one of {', '.join(MODELS)}")
+    """The learner ``cfg.model`` names in :data:`LEARNERS`, built with its config field of ``cfg``."""
+    spec = LEARNERS.get(cfg.model)
+    if spec is None:
+        raise ConfigError(f"plastic: unknown model {cfg.model!r}; use one of {', '.join(LEARNERS)}")
+    return spec.cls(in_dim, num_classes, getattr(cfg, spec.config_field), seed=seed)
 
 
 def run_curriculum(bank: FeatureBank, cfg: PlasticStudyConfig, *, seed: int, device: str = "cpu") -> tuple[Any, Any, Curriculum]:
@@ -330,32 +347,101 @@ def run_curriculum(bank: FeatureBank, cfg: PlasticStudyConfig, *, seed: int, dev
     return trainer.train(), learner, curriculum
 
 
-def summarize(history: Any, learner: Any, cfg: PlasticStudyConfig) -> dict[str, float]:
-    """The run's flat metrics (see the module docstring)."""
-    m: dict[str, float] = {}
+def _finite(value: float) -> float | None:
+    """A metric value, or None (declared "not applicable") where the learner has no such quantity."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def summarize(history: Any, learner: Any, cfg: PlasticStudyConfig) -> dict[str, float | None]:
+    """The run's flat metrics (see the module docstring and :data:`CONTRACT`)."""
+    m: dict[str, float | None] = {}
     for phase in PHASES:
-        for s, acc in history.phase_end(phase).items():  # every eval set (and view, e.g. phase1@core)
-            m[f"acc.{s}.after_{phase}"] = acc
+        ends = history.phase_end(phase)
+        for s in EVAL_SETS:
+            m[f"acc.{s}.after_{phase}"] = float(ends[s])
+            m[f"acc.{s}@core.after_{phase}"] = _finite(ends[f"{s}@core"]) if f"{s}@core" in ends else None
         births = [r.get("births") or 0.0 for r in history.steps if r["phase"] == phase]
         m[f"births.{phase}"] = float(sum(births))
-        m[f"adapt_steps.{phase}"] = history.adaptation_steps(
-            phase, cfg.curriculum.adaptation_fraction, cfg.curriculum.adaptation_window
-        )
-        drift = next(p["core_drift"] for p in history.phases if p["name"] == phase)
-        m[f"core_drift.{phase}"] = drift
+        m[f"adapt_steps.{phase}"] = _finite(history.adaptation_steps(
+            phase, cfg.curriculum.adaptation_fraction, cfg.curriculum.adaptation_window))
+        m[f"core_drift.{phase}"] = _finite(next(p["core_drift"] for p in history.phases if p["name"] == phase))
     ret = history.retention("phase1", "phase1")
-    m["retention.after_phase2"] = ret["phase2"]
-    m["retention.after_storm"] = ret["storm"]
-    m["storm_gap"] = m["acc.storm_train.after_storm"] - m["acc.storm.after_storm"]
-    m["sparsity"] = float(learner.sparsity())
+    m["retention.after_phase2"] = _finite(ret["phase2"])
+    m["retention.after_storm"] = _finite(ret["storm"])
+    if m["acc.phase1@core.after_phase1"] is not None:
+        core = history.retention("phase1@core", "phase1")
+        m["retention_core.after_phase2"], m["retention_core.after_storm"] = _finite(core["phase2"]), _finite(core["storm"])
+    else:
+        m["retention_core.after_phase2"] = m["retention_core.after_storm"] = None
+    m["storm_gap"] = float(m["acc.storm_train.after_storm"] - m["acc.storm.after_storm"])  # type: ignore[operator]
+    m["sparsity"] = _finite(learner.sparsity())
     energy = [history.phase_mean(p, "context_energy") for p in PHASES]
-    m["context_energy.storm"] = energy[2]
+    m["context_energy.storm"] = _finite(energy[2])
     before = float(np.nanmean(energy[:2])) if not all(np.isnan(energy[:2])) else float("nan")
-    m["context_energy.spike"] = energy[2] / before if before and not np.isnan(before) else float("nan")
+    m["context_energy.spike"] = _finite(energy[2] / before) if before and not np.isnan(before) else None
     R = [[history.accuracy(p, s) for s in PHASES] for p in PHASES]
     for key, value in accuracy_matrix_summary(np.array(R)).items():
-        m[f"cl.{key}"] = value
+        m[f"cl.{key}"] = float(value)
     return m
+
+
+def _metrics() -> tuple[Metric, ...]:
+    out = []
+    for phase in PHASES:
+        for s in EVAL_SETS:
+            what = {"phase1": "first group's clean test images", "phase2": "second group's clean test images",
+                    "storm": "inverted test images of the storm classes",
+                    "storm_train": "inverted TRAINING images the storm trained on (the prototype's flawed score)"}[s]
+            out.append(Metric(f"acc.{s}.after_{phase}", f"accuracy on the {what} after {phase}", "accuracy",
+                              higher_is_better=True))
+            out.append(Metric(f"acc.{s}@core.after_{phase}", "the same through the core pathway alone (triarchic; "
+                              "null for the others)", "accuracy", higher_is_better=True, nullable=True))
+        out.append(Metric(f"births.{phase}", f"neurons born (recycled) during {phase}", "count"))
+        out.append(Metric(f"adapt_steps.{phase}", f"steps into {phase} until the prequential accuracy reaches 80% of "
+                          "its final level (null: final level 0)", "steps", higher_is_better=False, nullable=True))
+        out.append(Metric(f"core_drift.{phase}", f"relative change of the core weights over {phase} (null: no core "
+                          "yet)", "ratio", nullable=True))
+    for when in ("after_phase2", "after_storm"):
+        out.append(Metric(f"retention.{when}", f"phase-1 accuracy {when.replace('_', ' ')} / after phase 1 (null: "
+                          "0 after phase 1)", "ratio", higher_is_better=True, nullable=True))
+        out.append(Metric(f"retention_core.{when}", "the same through the core pathway alone (triarchic; null for "
+                          "the others)", "ratio", higher_is_better=True, nullable=True))
+    out += [
+        Metric("storm_gap", "storm accuracy on the trained-on images minus on held-out ones", "accuracy"),
+        Metric("sparsity", "fraction of hidden units active per input (null: no hidden units)", "fraction", nullable=True),
+        Metric("context_energy.storm", "mean context energy during the storm (null: no context)", "norm", nullable=True),
+        Metric("context_energy.spike", "context energy in the storm over its mean before (null: no context)", "ratio",
+               nullable=True),
+        Metric("cl.acc", "ACC of the 3x3 accuracy matrix (phase x eval set)", "accuracy", higher_is_better=True),
+        Metric("cl.bwt", "backward transfer of the 3x3 accuracy matrix", "accuracy", higher_is_better=True),
+        Metric("cl.forgetting", "forgetting of the 3x3 accuracy matrix (Chaudhry et al. 2018)", "accuracy",
+               higher_is_better=False),
+    ]
+    return tuple(out)
+
+
+@dataclasses.dataclass
+class PlasticInfo:
+    """``info`` of a plastic record."""
+
+    evals: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # every held-out evaluation
+    phases: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # per phase: steps, drift, eval, ...
+    curriculum: dict[str, Any] = dataclasses.field(default_factory=dict)  # where each set comes from, sizes
+    group_names: list[str] = dataclasses.field(default_factory=list)
+    eyes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    feature_dim: int = 0
+    stream: int = 0  # training samples in the whole curriculum (steps x batch size)
+
+
+CONTRACT = Contract(
+    "plastic",
+    version=2,
+    settings=PlasticStudyConfig,
+    info=PlasticInfo,
+    description="The plastic-brain family on a three-phase curriculum (group 1 -> group 2 -> storm).",
+    metrics=_metrics(),
+)
 
 
 def run(
@@ -367,14 +453,13 @@ def run(
     artifacts: dict[str, Path] | None = None,
 ) -> StudyResult:
     cfg = from_dict(PlasticStudyConfig, config, where="plastic")
-    if cfg.model not in MODELS:
-        raise ConfigError(f"plastic: unknown model {cfg.model!r}; use one of {', '.join(MODELS)}")
+    if cfg.model not in LEARNERS:
+        raise ConfigError(f"plastic: unknown model {cfg.model!r}; use one of {', '.join(LEARNERS)}")
     artifacts = artifacts or {}
     t0 = time.perf_counter()
     if cfg.features is not None:
-        if cfg.features not in artifacts:
-            raise ConfigError(f"plastic: features {cfg.features!r} must be listed under the study's `needs`")
-        bank = load_feature_bank(artifacts[cfg.features], cfg.data.dataset)
+        path = require_artifact(artifacts, cfg.features, study="plastic", key="features")
+        bank = load_feature_bank(path, cfg.data.dataset)
     else:
         bank = compute_features(load_images(cfg.data), make_eyes(cfg.eyes, artifacts, device), cfg.eyes.batch_size)
     features_s = time.perf_counter() - t0
@@ -383,16 +468,8 @@ def run(
     train_s = time.perf_counter() - t1
     metrics = summarize(history, learner, cfg)
     hist = history.to_dict()
-    return StudyResult(
-        metrics=metrics,
-        history=hist["steps"],
-        info={
-            "evals": hist["evals"],
-            "phases": hist["phases"],
-            "curriculum": curriculum.describe(),
-            "group_names": list(cfg.data.group_names),
-            "eyes": bank.eyes,
-            "feature_dim": bank.feature_dim,
-        },
-        timings={"features_s": features_s, "train_s": train_s},
-    )
+    info = PlasticInfo(evals=hist["evals"], phases=hist["phases"], curriculum=curriculum.describe(),
+                       group_names=list(cfg.data.group_names), eyes=bank.eyes, feature_dim=bank.feature_dim,
+                       stream=int(sum(cfg.curriculum.steps) * cfg.curriculum.batch_size))
+    return StudyResult(metrics=metrics, history=hist["steps"], info=dataclasses.asdict(info),
+                       timings={"features_s": features_s, "train_s": train_s})
