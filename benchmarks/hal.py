@@ -3,15 +3,18 @@
     python benchmarks/hal.py                                   # CPU, the mini model (narrow ResNet-18, 8x8), small
     python benchmarks/hal.py --profile paper --steps 5         # CPU, the paper model (width 64, 32x32): slow
     python benchmarks/hal.py --device cuda --profile paper     # GPU: the paper model at its batch size
+    python benchmarks/hal.py --study hal_seqcl --variant derpp-200 --profile paper --device cuda
     python benchmarks/hal.py --device cuda --suite sequence    # GPU: every variant of the paper profile's hal
                                                                # study, one seed, CIFAR-10 -> CIFAR-100 (wall time)
 
-``speed`` (default) takes the config of params.yaml's ``hal`` study (``--profile``, ``--variant``), builds
-the learner on synthetic uint8 images of the profile's shape and class counts (no download; a wake step
-does not care what the pixels show), fills L1, then times ``--steps`` wake steps after ``--warmup``
-(new + ``replay_n`` replayed images per step, augmentation, forward, backward, optimizer, push to L1)
-and ``--repeats`` NREM merges of trained (non-zero) adapters. Timings are the best of ``--repeats``
-runs, synchronized on CUDA. Writes JSON (default results/benchmarks/hal.json).
+``speed`` (default) takes the config of one params.yaml study (``--study``, ``--profile``, ``--variant``),
+builds the learner on synthetic uint8 images of the profile's shape and class counts (no download; a
+wake step does not care what the pixels show), fills L1, then times ``--steps`` wake steps after
+``--warmup`` (the method's whole step: augmentation, forward, backward, optimizer, push to L1) and
+``--repeats`` NREM merges of trained (non-zero) adapters. With LoRA it runs every implementation in
+``--lora-impls`` side by side in one process (``weight``: one conv per layer, the default; ``peft``:
+peft's layers, the previous implementation) and reports their ratio. Timings are the best of
+``--repeats`` runs, synchronized on CUDA. Writes JSON (default results/benchmarks/hal.json).
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def _study(profile: str, variant: str) -> dict[str, Any]:
+def _study(profile: str, study: str, variant: str) -> dict[str, Any]:
     from pipelines.dag import load_profile
 
-    return load_profile(profile).studies["hal"].config(variant)
+    return load_profile(profile).studies[study].config(variant)
 
 
 def _synthetic(cfg, seed: int):
@@ -42,7 +45,9 @@ def _synthetic(cfg, seed: int):
     from hal_sleep_wake.plan import task_layout
 
     layout = task_layout(cfg) or [(f"digits task {t}", 2) for t in range(5)]  # the hal_digits artifact
-    shape = (3, 32, 32) if any(name.startswith("cifar") for name, _ in layout) else (1, 8, 8)
+    layout = [(name, k or 10) for name, k in layout]
+    digits = all(name.startswith(("digits", "split_digits")) for name, _ in layout)
+    shape = (1, 8, 8) if digits else (3, cfg.data.image_size or 32, cfg.data.image_size or 32)
     g = torch.Generator().manual_seed(seed)
     seq = TaskSequence([], [], [], [], [], [])
     offset = 0
@@ -62,56 +67,44 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def speed(args: argparse.Namespace) -> dict[str, Any]:
-    from circadian_core.config import deep_merge
-    from hal_sleep_wake.config import load_config
+def _one_impl(cfg, seq, args: argparse.Namespace, dev: torch.device) -> dict[str, Any]:
+    """Wake steps and merges of one configuration (one LoRA implementation)."""
     from hal_sleep_wake.learner import Learner
     from hal_sleep_wake.lora import lora_parameters, merge_lora
 
-    overrides: dict[str, Any] = {}
-    if args.batch_size:
-        overrides["wake"] = {"batch_size": args.batch_size}
-    cfg = load_config(deep_merge(_study(args.profile, args.variant), overrides))
-    dev = torch.device(args.device)
     torch.manual_seed(args.seed)
-    seq = _synthetic(cfg, args.seed).to(dev)
-    scenario = args.scenario
-    learner = Learner(cfg, seq, scenario, device=dev, seed=args.seed)
+    learner = Learner(cfg, seq, args.scenario, device=dev, seed=args.seed)
     x, y = seq.x_train[0], seq.y_train[0]
+    tasks = torch.zeros(len(y), dtype=torch.long, device=dev)
     bs = cfg.wake.batch_size
-    learner.memory.push(x[: cfg.memory.capacity], y[: cfg.memory.capacity], 0) if learner.memory is not None else None
-    per_step = bs + (cfg.replay_n if learner.memory is not None and len(learner.memory) else 0)
+    if learner.memory is not None:
+        n = min(cfg.memory.capacity, len(y))
+        logits = torch.zeros(n, seq.n_classes, device=dev) if learner.memory.logits is not None else None
+        learner.memory.push(x[:n], y[:n], tasks[:n], logits=logits)
+    method = learner.method
 
     def wake(n: int) -> float:
         _sync(dev)
         t0 = time.perf_counter()
         for i in range(n):
             s = (i * bs) % (len(y) - bs)
-            learner.wake_step(x[s : s + bs], y[s : s + bs], 0)
+            idx = torch.arange(s, s + bs, device=dev)
+            method.observe(x[idx], y[idx], tasks[idx], 0, idx)
         _sync(dev)
         return time.perf_counter() - t0
 
     wake(args.warmup)
     runs = [wake(args.steps) for _ in range(args.repeats)]
     best = min(runs)
+    # images through the network per step: the new batch plus the L1 draws the method forwards
+    draws = {"hal": 1, "er": 1, "agem": 1, "derpp": 2}.get(cfg.method, 0)
+    replayed = draws * min(cfg.memory.replay_n, len(learner.memory)) if learner.memory is not None else 0
     out: dict[str, Any] = {
-        "config": f"params.yaml profiles.{args.profile}.studies.hal, variant {args.variant}",
-        "method": cfg.method,
-        "scenario": scenario,
-        "model_width": cfg.model.width,
-        "image_shape": list(seq.item_shape),
-        "batch_new": bs,
-        "batch_replayed": per_step - bs,
         "trainable_params": sum(p.numel() for p in learner.trainable()),
         "total_params": sum(p.numel() for p in learner.model.parameters()),
-        "wake": {
-            "steps": args.steps,
-            "seconds": best,
-            "seconds_all": runs,
-            "steps_per_s": args.steps / best,
-            "images_per_s": args.steps * per_step / best,
-            "new_images_per_s": args.steps * bs / best,
-        },
+        "batch_replayed": replayed,
+        "wake": {"steps": args.steps, "seconds": best, "seconds_all": runs, "steps_per_s": args.steps / best,
+                 "new_images_per_s": args.steps * bs / best, "images_per_s": args.steps * (bs + replayed) / best},
     }
     if cfg.uses_lora:
         merges = []
@@ -129,6 +122,40 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def speed(args: argparse.Namespace) -> dict[str, Any]:
+    from circadian_core.config import deep_merge
+    from hal_sleep_wake.config import load_config
+
+    overrides: dict[str, Any] = {}
+    if args.batch_size:
+        overrides["wake"] = {"batch_size": args.batch_size}
+    base = deep_merge(_study(args.profile, args.study, args.variant), overrides)
+    cfg = load_config(base)
+    dev = torch.device(args.device)
+    seq = _synthetic(cfg, args.seed).to(dev)
+    impls = args.lora_impls.split(",") if cfg.uses_lora else [cfg.lora.impl]
+    results = {impl: _one_impl(load_config(deep_merge(base, {"lora": {"impl": impl}})), seq, args, dev)
+               for impl in impls}
+    first = results[impls[0]]
+    out: dict[str, Any] = {
+        "config": f"params.yaml profiles.{args.profile}.studies.{args.study}, variant {args.variant}",
+        "method": cfg.method,
+        "scenario": args.scenario,
+        "model_width": cfg.model.width,
+        "image_shape": list(seq.item_shape),
+        "batch_new": cfg.wake.batch_size,
+        "replay_n": cfg.memory.replay_n,
+        **first,
+        "lora_impl": impls[0],
+    }
+    if len(impls) > 1:
+        out["side_by_side"] = {impl: {"new_images_per_s": r["wake"]["new_images_per_s"],
+                                      "merge_ms": r.get("nrem_merge", {}).get("ms")} for impl, r in results.items()}
+        ref = results[impls[-1]]["wake"]["new_images_per_s"]
+        out["side_by_side"]["speedup"] = first["wake"]["new_images_per_s"] / ref
+    return out
+
+
 def sequence_suite(args: argparse.Namespace) -> dict[str, Any]:
     """Every variant of the profile's hal study, one seed, one process: the issue's GPU wall-time target."""
     from circadian_core.seeding import seed_everything
@@ -136,7 +163,7 @@ def sequence_suite(args: argparse.Namespace) -> dict[str, Any]:
     from pipelines.dag import load_profile
 
     profile = load_profile(args.profile)
-    study = profile.studies["hal"]
+    study = profile.studies[args.study]
     artifacts = {n: ROOT / p for n, p in zip(study.needs, profile.artifact_paths(study.needs))}
     missing = [str(p) for p in artifacts.values() if not p.exists()]
     if missing:
@@ -147,11 +174,10 @@ def sequence_suite(args: argparse.Namespace) -> dict[str, Any]:
     for variant in study.variants:
         seed_everything(args.seed)
         t = time.perf_counter()
-        res = run(study.config(variant), seed=args.seed, device=args.device, artifacts=artifacts)
-        cells.append({"variant": variant, "wall_s": time.perf_counter() - t, **res.metrics})
-        print(f"hal/{variant} seed {args.seed}: til_forgetting {res.metrics.get('til_forgetting', float('nan')):.3f} "
-              f"cil_forgetting {res.metrics.get('cil_forgetting', float('nan')):.3f} ({cells[-1]['wall_s']:.1f}s)",
-              flush=True)
+        res = run(study.config(variant), seed=args.seed, device=args.device, artifacts=artifacts, progress=False)
+        cells.append({"variant": variant, "wall_s": time.perf_counter() - t, **res.metrics, **res.timings})
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in res.metrics.items() if k.endswith("_acc") and v is not None)
+        print(f"{args.study}/{variant} seed {args.seed}: {shown} ({cells[-1]['wall_s']:.1f}s)", flush=True)
     wall = time.perf_counter() - t0
     return {"profile": args.profile, "seed": args.seed, "cells": cells, "wall_s": wall, "target_wall_s": 600.0,
             "meets_target": bool(wall < 600.0)}
@@ -162,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--suite", choices=["speed", "sequence"], default="speed")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--profile", default="mini", help="params.yaml profile whose hal config is used")
-    ap.add_argument("--variant", default="nrem-rem", help="variant of the hal study (speed suite)")
-    ap.add_argument("--scenario", default="task", choices=["task", "class"])
+    ap.add_argument("--study", default="hal", help="params.yaml study (hal, hal_seqcl, hal_extended)")
+    ap.add_argument("--variant", default="sleep", help="variant of the study (speed suite)")
+    ap.add_argument("--scenario", default="task", choices=["task", "class", "one-head"])
+    ap.add_argument("--lora-impls", default="weight,peft", help="LoRA implementations timed side by side")
     ap.add_argument("--batch-size", type=int, default=0, help="new samples per wake step (0: the profile's)")
     ap.add_argument("--steps", type=int, default=30, help="timed wake steps per repeat")
     ap.add_argument("--warmup", type=int, default=5)
@@ -191,9 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite == "speed":
         w = out["wake"]
         merge = out.get("nrem_merge")
-        print(f"wake: {w['images_per_s']:.0f} images/s ({w['steps_per_s']:.1f} steps/s of {out['batch_new']} new + "
-              f"{out['batch_replayed']} replayed)" + (f"; NREM merge of {merge['layers']} layers: {merge['ms']:.1f} ms"
-                                                      if merge else ""))
+        print(f"wake ({out['lora_impl'] if out['method'] == 'hal' else out['method']}): {w['new_images_per_s']:.0f} new "
+              f"images/s ({w['steps_per_s']:.1f} steps/s of {out['batch_new']})"
+              + (f"; NREM merge of {merge['layers']} layers: {merge['ms']:.1f} ms" if merge else ""))
+        for impl, r in out.get("side_by_side", {}).items():
+            if impl != "speedup":
+                print(f"  {impl}: {r['new_images_per_s']:.0f} new images/s")
+        if "side_by_side" in out:
+            print(f"  speedup {out['side_by_side']['speedup']:.2f}x")
     else:
         print(f"{len(out['cells'])} cells in {out['wall_s']:.0f}s (target {out['target_wall_s']:.0f}s)")
     print(f"-> {path}")

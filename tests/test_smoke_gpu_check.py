@@ -48,7 +48,7 @@ def test_learning_checks_use_the_records_there_are():
     by = {(c["study"], c["variant"]): c for c in out["checks"]}
     assert by[("heads", "backprop")]["ok"] and by[("heads", "backprop")]["observed"] == pytest.approx(0.35)
     assert not by[("heads", "circadian")]["ok"]  # ran, below 5x chance
-    assert "no such results" in by[("hal", "finetune")]["missing"] and not by[("hal", "finetune")]["ok"]
+    assert "no such results" in by[("hal_seqcl", "finetune")]["missing"] and not by[("hal_seqcl", "finetune")]["ok"]
     assert out["total"] == len(out["checks"]) and out["held"] == 1
 
 

@@ -24,6 +24,8 @@ CUT_KEYS = {
     "plastic": {"features", "data.dataset.name", "data.dataset.train_size", "data.dataset.test_size",
                 "curriculum.steps", "curriculum.eval_every"},
     "hal": {"data.sequence", "data.test_size", "wake.epochs", "rem.steps"},
+    "hal_seqcl": {"data.sequence", "data.test_size", "wake.epochs", "rem.steps"},
+    "hal_extended": {"data.sequence", "data.test_size", "wake.epochs", "rem.steps"},
     "circadia": {"model", "nights", "night.store", "night.embedder", "night.train.iters", "night.train.lr",
                  "night.train.warmup", "night.dreams.bursts", "night.dreams.per_burst", "night.dreams.max_tokens",
                  "night.eval.harness_per_category", "night.eval.harness_max_tokens", "night.eval.old_core_items"},

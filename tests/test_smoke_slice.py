@@ -61,29 +61,16 @@ def test_plastic_cell_on_random_resnet18_features_of_the_stand_in(tmp_path):
     assert m["acc.phase1.after_phase1"] > 1 / 6  # the 6 animal stand-in classes, learned above chance
 
 
-def _hal_loads_datasets_by_name() -> bool:
-    """hal_sleep_wake reads its sequence through circadian_core's load_dataset (issue 10's change)."""
-    from circadian_core.config import ConfigError
-    from hal_sleep_wake.config import load_config
-    from hal_sleep_wake.data import load_sequence
-
-    cfg = load_config({"data": {"sequence": ["synthetic-cifar10"], "train_size": 10, "test_size": 10}})
-    try:
-        load_sequence(cfg.data)
-    except ConfigError as err:
-        if "unknown dataset 'synthetic-cifar10'" in str(err):
-            return False
-        raise
-    return True
+@pytest.mark.slow
+def test_hal_cell_on_the_cifar_stand_ins(tmp_path):
+    m = _run("hal", "sleep", tmp_path)
+    assert m["til_first_task_learned"] is not None and m["cil_first_task_learned"] is not None
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(not _hal_loads_datasets_by_name(), strict=True,
-                   reason="hal_sleep_wake does not load datasets by name yet (the hal branch, issue 10, does): "
-                          "the smoke profile's hal cells fail until it lands")
-def test_hal_cell_on_the_cifar_stand_ins(tmp_path):
-    m = _run("hal", "nrem-rem", tmp_path)
-    assert m["til_first_task_learned"] is not None
+def test_hal_seqcl_cell_on_the_cifar10_stand_in(tmp_path):
+    m = _run("hal_seqcl", "derpp-200", tmp_path)
+    assert m["cil_acc"] is not None and m["til_acc"] is not None
 
 
 @pytest.mark.slow

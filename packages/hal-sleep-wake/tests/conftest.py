@@ -32,15 +32,21 @@ TINY = {
     "model": {"width": 4, "norm_groups": 2},
     "lora": {"rank": 2, "alpha": 4.0},
     "memory": {"capacity": 32, "replay_n": 8},
-    "wake": {"optimizer": "adamw", "lr": 0.01, "batch_size": 16},
-    "rem": {"steps": 2, "batch_size": 8, "excite_steps": 1},
+    "wake": {"optimizer": "adamw", "lr": 0.01, "batch_size": 16, "epochs": 1},
+    "rem": {"steps": 2, "batch_size": 8, "excite_steps": 1, "ce_batch": 8},
     "ewc": {"fisher_samples": 16, "fisher_batch": 8},
+    "lwf": {"warmup_epochs": 1},
 }
 
 
 @pytest.fixture
 def seq() -> TaskSequence:
     return synthetic_sequence()
+
+
+@pytest.fixture
+def seq3() -> TaskSequence:
+    return synthetic_sequence(n_tasks=3)
 
 
 @pytest.fixture

@@ -7,32 +7,40 @@ import torch
 from hal_sleep_wake.learner import Learner
 from hal_sleep_wake.sleep import distill_loss, make_dreams, same_task_partners
 
+OFF = {"nrem": False, "rem": False, "reset_optimizer": False}
 
-def wake_two_tasks_then_sleep(seq, cfg):
+
+def observe(learner: Learner, x: torch.Tensor, y: torch.Tensor, t: int) -> None:
+    tasks = torch.full((len(y),), t, dtype=torch.long)
+    learner.method.observe(x, y, tasks, t, torch.arange(len(y)))
+
+
+def wake_two_tasks_then_sleep(seq, cfg, scenario="task"):
     torch.manual_seed(0)
-    learner = Learner(cfg, seq, "task", seed=0)
+    learner = Learner(cfg, seq, scenario, seed=0)
     learner.train_task(0)  # ends with the first sleep (no old task yet: REM has nothing to do)
     x, y = seq.x_train[1], seq.y_train[1]
     for s in range(0, 48, 16):
-        learner.wake_step(x[s : s + 16], y[s : s + 16], 1)
+        observe(learner, x[s : s + 16], y[s : s + 16], 1)
     learner.model.eval()
     before = {k: v.clone() for k, v in learner.model.state_dict().items()}
     inputs = learner.prepare(seq.x_test[0], train=False)  # the old task
-    mask = learner.masks(torch.zeros(len(inputs), dtype=torch.long), 1)
+    mask = learner.scenario.eval_mask("task", torch.zeros(len(inputs), dtype=torch.long), 1)
+    snapshot = learner.method.snapshot
     with torch.no_grad():
-        out_before = learner.logits(learner.model, inputs, mask)
+        out_before = learner.masked(learner.forward(learner.model, inputs), mask)
         # REM's teacher for the old task: the snapshot taken at the end of the first sleep
-        teacher = learner.logits(learner.snapshot, inputs, mask) if learner.snapshot is not None else None
-    learner.sleep(1)
+        teacher = learner.masked(learner.forward(snapshot, inputs), mask) if snapshot is not None else None
+    learner.method.sleep(1)
     learner.model.eval()
     with torch.no_grad():
-        out_after = learner.logits(learner.model, inputs, mask)
+        out_after = learner.masked(learner.forward(learner.model, inputs), mask)
     return learner, before, out_before, out_after, teacher, mask
 
 
 def test_rem_changes_the_consolidation_and_can_be_switched_off(seq, tiny_cfg):
     cfg_off = tiny_cfg(sleep={"rem": False})
-    cfg_on = tiny_cfg(rem={"steps": 8, "batch_size": 16})
+    cfg_on = tiny_cfg(rem={"steps": 8, "batch_size": 16, "lr": 0.01, "ce_weight": 0.0})  # distillation alone
     off, before_off, out_b_off, out_a_off, _, _ = wake_two_tasks_then_sleep(seq, cfg_off)
     on, before_on, out_b_on, out_a_on, teacher, mask = wake_two_tasks_then_sleep(seq, cfg_on)
     # identical until the second sleep (the first had no old task to dream of) ...
@@ -46,6 +54,53 @@ def test_rem_changes_the_consolidation_and_can_be_switched_off(seq, tiny_cfg):
     t = cfg_on.rem.temperature
     assert distill_loss(out_a_on, teacher, mask, t) < distill_loss(out_a_off, teacher, mask, t)
     assert on.stats["sleeps"] == off.stats["sleeps"] == 2
+
+
+def test_rem_uses_its_own_optimizer_settings(seq, tiny_cfg):
+    """The audit's defect: REM stepped at the wake learning rate. With REM's lr ~0 REM cannot move anything."""
+    still, _, out_b, out_a, _, mask = wake_two_tasks_then_sleep(
+        seq, tiny_cfg(rem={"steps": 4, "lr": 1e-12, "optimizer": "sgd"}, wake={"lr": 0.05}))
+    torch.testing.assert_close(out_a[mask], out_b[mask], rtol=1e-5, atol=1e-5)
+    assert len(still.stats["rem_loss_first"]) == 1  # REM ran
+
+
+def test_rem_draws_from_its_own_generator_so_seeds_stay_paired(seq, tiny_cfg):
+    """With and without REM the wake sees the same batches, augmentations and L1 draws: same buffer at the end."""
+    runs = []
+    for rem in (False, True):
+        torch.manual_seed(0)
+        learner = Learner(tiny_cfg(sleep={"rem": rem}, rem={"steps": 3}), seq, "class", seed=0)
+        learner.fit()
+        runs.append(learner)
+    off, on = runs
+    assert on.stats["rem_loss_first"] and not off.stats["rem_loss_first"]
+    assert torch.equal(on.memory.y[: len(on.memory)], off.memory.y[: len(off.memory)])
+    assert torch.equal(on.memory.x, off.memory.x)
+    assert torch.equal(on.gen.get_state(), off.gen.get_state())  # the wake's stream drew the same numbers
+
+
+def test_class_incremental_rem_distils_old_tasks_over_the_teachers_classes_only(seq3, tiny_cfg):
+    learner = Learner(tiny_cfg(), seq3, "class")
+    masks = learner.method._teacher_masks(torch.tensor([0, 1, 2]), t=2)
+    # old-task dreams (tasks 0, 1): the snapshot was trained on tasks 0..1 - classes 0..3, not task 2's
+    assert masks[0].tolist() == masks[1].tolist() == [True] * 4 + [False] * 2
+    assert masks[2].all()  # a current-task dream: the awake model knows every class seen so far
+    per_task = Learner(tiny_cfg(), seq3, "task").method._teacher_masks(torch.tensor([0, 2]), t=2)
+    assert per_task.tolist() == [[True, True, False, False, False, False], [False, False, False, False, True, True]]
+
+
+def test_each_sleep_change_has_its_own_switch(seq, tiny_cfg):
+    nrem = Learner(tiny_cfg(sleep={**OFF, "nrem": True}), seq, "task")
+    opt = nrem.opt
+    nrem.train_task(0)
+    assert nrem.stats["merges"] == 1 and nrem.opt is opt  # merged, optimizer state kept
+    reset = Learner(tiny_cfg(sleep={**OFF, "reset_optimizer": True}), seq, "task")
+    opt = reset.opt
+    reset.train_task(0)
+    assert reset.stats["merges"] == 0 and reset.opt is not opt and reset.stats["sleeps"] == 1
+    rem = Learner(tiny_cfg(sleep={**OFF, "rem": True}), seq, "task")
+    rem.train_task(0)
+    assert rem.stats["merges"] == 0 and rem.method.snapshot is not None
 
 
 def test_distillation_is_zero_for_identical_logits_and_ignores_masked_entries():
@@ -107,7 +162,7 @@ def test_sleep_every_n_wake_steps(seq, tiny_cfg):
 
 
 def test_no_sleep_never_merges(seq, tiny_cfg):
-    learner = Learner(tiny_cfg(sleep={"nrem": False, "rem": False}), seq, "task")
+    learner = Learner(tiny_cfg(sleep=OFF), seq, "task")
     learner.fit()
     assert learner.stats["sleeps"] == 0 and learner.stats["merged_layers"] == 0
-    assert learner.snapshot is None and len(learner.memory) > 0  # L1 still fills (for replay)
+    assert learner.method.snapshot is None and len(learner.memory) > 0  # L1 still fills (for replay)

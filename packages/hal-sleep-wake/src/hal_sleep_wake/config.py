@@ -1,26 +1,42 @@
 """The configuration of one hal_sleep_wake run: strict dataclasses, built with ``from_dict``.
 
-Nothing here imports torch, so the CLI's ``--dry-run`` can print a plan without it. The defaults are
-the ``base`` of params.yaml's mini ``hal`` study (a test keeps them equal), except that the sequence
-is loaded directly instead of from the ``hal_digits`` artifact.
+Choices are ``Literal`` fields and ranges are ``bounded()`` fields, so ``circadian_core.config.from_dict``
+rejects a wrong value before any compute, naming the key and what it accepts. Nothing here imports
+torch, so the CLI's ``--dry-run`` can print a plan without it. The defaults are the ``base`` of
+params.yaml's mini ``hal`` study (a test keeps them equal), except that the sequence is loaded
+directly instead of from the ``hal_digits`` artifact.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
-from circadian_core.config import ConfigError, from_dict
+from circadian_core.config import ConfigError, bounded, from_dict
 
-METHODS = ("hal", "finetune", "ewc", "er")
-SCENARIOS = ("task", "class")
+Method = Literal["hal", "finetune", "joint", "ewc", "lwf", "er", "derpp", "agem"]
+ScenarioName = Literal["task", "class", "one-head"]
+METHODS: tuple[str, ...] = get_args(Method)
+SCENARIOS: tuple[str, ...] = get_args(ScenarioName)
+# every accuracy matrix a run records is one "view"; its metrics carry this prefix (declared once, here)
+SCENARIO_PREFIX = {"task": "til", "class": "cil"}
+SCENARIO_VIEWS: dict[str, tuple[str, ...]] = {"task": ("task",), "class": ("class",), "one-head": ("class", "task")}
 SCENARIO_NAMES = {
     "task": "task-incremental (per-task heads, task id given at test time)",
     "class": "class-incremental (one shared head, logits of unseen classes masked)",
+    "one-head": "Mammoth's protocol (one shared head trained over all logits; tested class- and task-incremental)",
 }
-SCENARIO_PREFIX = {"task": "til", "class": "cil"}
 LORA_GROUPS = ("stem", "blocks", "downsample", "classifier")
+TINY = 1e-12  # bounded() is inclusive: "> 0" is ">= TINY"
+
+
+@dataclasses.dataclass
+class DatasetSpec:
+    """One entry of ``data.sequence`` with loader arguments: ``{name: cifar10, args: {train_size: 5000}}``."""
+
+    name: str
+    args: dict[str, Any] = dataclasses.field(default_factory=dict)  # keywords of circadian_core.datasets.load_dataset
 
 
 @dataclasses.dataclass
@@ -28,91 +44,131 @@ class DataConfig:
     # a pipeline artifact (listed under the study's needs) that holds the task sequence; when set, the
     # sequence keys below are the artifact's business (its config in params.yaml) and are not read here
     artifact: str | None = None
-    # datasets in order; "split_digits" expands into ``n_tasks`` tasks, every other name is one task
-    sequence: list[str] = dataclasses.field(default_factory=lambda: ["split_digits"])
-    n_tasks: int = 5  # split_digits only
-    class_order_seed: int | None = None  # split_digits: None = digits 0,1 | 2,3 | ...
-    train_size: int | None = None  # per downloaded dataset: seeded class-stratified subset (None: all)
-    test_size: int | None = None
-    subset_seed: int = 0
-    root: str | None = None  # data folder (default: circadian_core's data root)
-    crop_pad: int = 1  # random-translate augmentation: reflect-pad by this many pixels, crop back (0: off)
+    # datasets of circadian_core.datasets, in order: a name, or {name, args}. A loader that returns a task
+    # list (split_digits) gives its tasks; any other dataset is one task, or several with classes_per_task
+    sequence: list[str | DatasetSpec] = dataclasses.field(default_factory=lambda: ["split_digits"])
+    classes_per_task: int | None = bounded(None, low=1)  # split each dataset into tasks of this many classes
+    # loader arguments for every image dataset of the sequence (not task lists such as split_digits); an entry's
+    # own args win. Seeded class-stratified subsets (None: all), the draw's seed, the data folder (None: default)
+    train_size: int | None = bounded(None, low=1)
+    test_size: int | None = bounded(None, low=1)
+    subset_seed: int = bounded(0, low=0)
+    root: str | None = None
+    image_size: int | None = bounded(None, low=1)  # zero-pad every image (centred) to this size (MNIST 28 -> 32)
+    channels: int | None = bounded(None, low=1)  # grey images repeated to this many channels (1 -> 3)
+    crop_pad: int = bounded(1, low=0)  # random-translate augmentation: pad by this many pixels, crop back (0: off)
+    pad_mode: Literal["reflect", "zeros"] = "reflect"  # zeros = torchvision's RandomCrop(padding=p), Mammoth's
     flip: bool = False  # random horizontal flips (off for digits)
+    mean: list[float] = dataclasses.field(default_factory=lambda: [0.5])  # per channel (one value: every channel)
+    std: list[float] = dataclasses.field(default_factory=lambda: [0.25])
 
 
 @dataclasses.dataclass
 class ModelConfig:
-    width: int = 8  # channels of the first stage; 64 is torchvision's ResNet-18, smaller = a narrow ResNet-18
+    width: int = bounded(8, low=1)  # channels of the first stage; 64 is torchvision's ResNet-18
     cifar_stem: bool = True  # 3x3 stride-1 first conv and no max-pool (for 32x32 and smaller images)
     # torchvision's norm_layer: "batch" (its default) or "group" (GroupNorm with ``norm_groups`` groups: no
     # running statistics, so a frozen base is really frozen and tiny runs are not hostage to BN's lag)
-    norm: str = "group"
-    norm_groups: int = 4
+    norm: Literal["batch", "group"] = "group"
+    norm_groups: int = bounded(4, low=1)
 
 
 @dataclasses.dataclass
 class LoRAConfig:
-    rank: int = 4
-    alpha: float = 8.0
-    dropout: float = 0.0
+    rank: int = bounded(4, low=1)
+    alpha: float = bounded(8.0, low=TINY)
     # groups (stem, blocks, downsample, classifier) and/or exact module names, e.g. "layer4.1.conv2"
     targets: list[str] = dataclasses.field(default_factory=lambda: list(LORA_GROUPS))
+    # weight: W + (alpha/r) B A computed once per forward, one conv (fast); peft: peft's LoRA layers
+    # (the base conv plus two adapter convs per layer; kept for the side-by-side benchmark)
+    impl: Literal["weight", "peft"] = "weight"
 
 
 @dataclasses.dataclass
 class MemoryConfig:
-    """L1: the task-batch ring buffer."""
+    """L1, the buffer every replaying method uses (hal, er, derpp, agem), under one policy."""
 
-    capacity: int = 200
-    policy: str = "reservoir"  # reservoir | fifo
-    replay_n: int = 32  # buffered samples mixed into every wake step (hal and er)
-    compress: bool = True  # entropy-aware compression during sleep
-    compress_at: float = 0.9  # ... when the buffer is at least this full
-    keep: float = 0.5  # ... keeping this fraction of the capacity, equal shares per task, most important first
-    importance: str = "loss"  # loss | entropy | grad_norm (norm of the loss gradient w.r.t. the logits)
+    capacity: int = bounded(200, low=1)
+    policy: Literal["reservoir", "fifo"] = "reservoir"
+    replay_n: int = bounded(32, low=0)  # buffered samples per wake step (hal, er; derpp and agem: each draw)
+    # entropy-aware compression at the end of every task, for every method with a buffer: when L1 is at
+    # least compress_at full, keep ``keep * capacity`` samples, an equal share per class, most important first.
+    # Off by default: the freed half fills with the next task, so replay leans towards the newest classes
+    compress: bool = False
+    compress_at: float = bounded(0.9, low=0.0, high=1.0)
+    keep: float = bounded(0.5, low=TINY, high=1.0)
+    importance: Literal["loss", "entropy", "grad_norm"] = "loss"
 
 
 @dataclasses.dataclass
 class WakeConfig:
-    optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 0.01
-    momentum: float = 0.9  # sgd
-    weight_decay: float = 0.0
-    batch_size: int = 32  # new samples per step (replay_n more come from L1)
-    epochs: int = 1  # passes over each task's training set
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = bounded(0.01, low=TINY)
+    momentum: float = bounded(0.0, low=0.0, high=1.0)  # sgd
+    weight_decay: float = bounded(0.0, low=0.0)
+    batch_size: int = bounded(32, low=1)  # new samples per step
+    epochs: int = bounded(5, low=1)  # passes over each task's training set
 
 
 @dataclasses.dataclass
 class SleepConfig:
-    schedule: str = "task"  # task: sleep at the end of every task | steps: every ``every_steps`` wake steps
-    every_steps: int = 0
-    nrem: bool = True  # merge LoRA into the base, W <- W + s (alpha/r) B A, then reset adapters and optimizer
-    scale: float = 1.0  # s (1.0 = the paper's formula)
-    rem: bool = True  # distil the merged model on dreams from L1
+    """A sleep bundles four changes; each has its own switch (compression is L1's policy: ``memory``)."""
+
+    schedule: Literal["task", "steps"] = "task"  # end of every task | every ``every_steps`` wake steps
+    every_steps: int = bounded(0, low=0)
+    nrem: bool = True  # merge LoRA into the base, W <- W + s (alpha/r) B A, and reset the adapters
+    scale: float = bounded(1.0, low=0.0)  # s (1.0 = the paper's formula)
+    reset_optimizer: bool = True  # the wake optimizer restarts with a clean state
+    rem: bool = True  # distil on dreams from L1 (and cross-entropy on real buffered samples)
 
 
 @dataclasses.dataclass
 class REMConfig:
-    dream: str = "mixup"  # mixup | excite | mixup+excite
-    temperature: float = 2.0  # dream temperature of the distillation targets
-    steps: int = 5  # optimizer steps of REM per sleep (a fresh batch of dreams each)
-    batch_size: int = 32
-    lr: float | None = None  # None: the wake learning rate; optimizer and its other settings as in wake
-    excite_steps: int = 2  # excite: signed-gradient steps that raise the teacher's logit of the dream's class
-    excite_lr: float = 0.1  # step size, in normalized input units
+    dream: Literal["mixup", "excite", "mixup+excite"] = "mixup"
+    temperature: float = bounded(2.0, low=TINY)  # dream temperature of the distillation targets
+    steps: int = bounded(5, low=0)  # optimizer steps of REM per sleep (a fresh batch of dreams each)
+    batch_size: int = bounded(32, low=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # REM's own optimizer, fresh at every sleep
+    lr: float = bounded(0.001, low=TINY)
+    momentum: float = bounded(0.0, low=0.0, high=1.0)
+    weight_decay: float = bounded(0.0, low=0.0)
+    ce_weight: float = bounded(1.0, low=0.0)  # cross-entropy on real buffered samples, beside the distillation
+    ce_batch: int = bounded(32, low=1)
+    excite_steps: int = bounded(2, low=0)  # excite: signed-gradient steps raising the teacher's logit of the class
+    excite_lr: float = bounded(0.1, low=0.0)  # step size, in normalized input units
 
 
 @dataclasses.dataclass
 class EWCConfig:
-    strength: float = 1000.0  # lambda in (lambda/2) sum_t sum_i F_t,i (theta_i - theta*_t,i)^2
-    fisher_samples: int = 64  # training samples of the finished task for its empirical Fisher
-    fisher_batch: int = 64  # per-sample gradients computed this many at a time (torch.func.vmap)
+    strength: float = bounded(1000.0, low=0.0)  # lambda in (lambda/2) sum_t sum_i F_t,i (theta_i - theta*_t,i)^2
+    fisher_samples: int = bounded(64, low=1)  # training samples of the finished task for its empirical Fisher
+    fisher_batch: int = bounded(64, low=1)  # per-sample gradients computed this many at a time (torch.func.vmap)
+
+
+@dataclasses.dataclass
+class LwFConfig:
+    """Learning without Forgetting as Mammoth runs it (head warm-up, then distillation of the old model)."""
+
+    alpha: float = bounded(3.0, low=0.0)  # weight of the distillation term (Mammoth seq-cifar10: 3.0)
+    temperature: float = bounded(2.0, low=TINY)
+    warmup_epochs: int | None = bounded(None, low=0)  # new head trained on frozen features first (None: wake.epochs)
+
+
+@dataclasses.dataclass
+class DERConfig:
+    """DER++ (Buzzega et al. 2020): logit matching (alpha, MSE) and labels (beta, CE) on two buffer draws."""
+
+    alpha: float = bounded(0.1, low=0.0)
+    beta: float = bounded(0.5, low=0.0)
+    # False: three forward passes (new batch, each L1 draw), as Mammoth; True: one forward of all three, so
+    # BatchNorm normalizes them as one batch (as ER does) - a diagnostic of BatchNorm's share in DER++ vs ER
+    one_forward: bool = False
 
 
 @dataclasses.dataclass
 class HALConfig:
-    method: str = "hal"  # hal | finetune | ewc | er
-    scenarios: list[str] = dataclasses.field(default_factory=lambda: list(SCENARIOS))
+    method: Method = "hal"  # one file per method: hal_sleep_wake/methods/<method>.py
+    scenarios: list[ScenarioName] = dataclasses.field(default_factory=lambda: ["task", "class"])
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     lora: LoRAConfig = dataclasses.field(default_factory=LoRAConfig)
@@ -121,8 +177,9 @@ class HALConfig:
     sleep: SleepConfig = dataclasses.field(default_factory=SleepConfig)
     rem: REMConfig = dataclasses.field(default_factory=REMConfig)
     ewc: EWCConfig = dataclasses.field(default_factory=EWCConfig)
-    eval_batch: int = 1024
-    threads: int = 1  # CPU threads of one cell
+    lwf: LwFConfig = dataclasses.field(default_factory=LwFConfig)
+    der: DERConfig = dataclasses.field(default_factory=DERConfig)
+    eval_batch: int = bounded(1024, low=1)
     channels_last: bool = True  # CUDA only
     autocast: bool = True  # bf16 autocast, CUDA only
 
@@ -133,64 +190,30 @@ class HALConfig:
 
     @property
     def sleeps(self) -> bool:
-        return self.method == "hal" and (self.sleep.nrem or self.sleep.rem)
-
-    @property
-    def replay_n(self) -> int:
-        """Replay is part of hal and er; plain fine-tuning and EWC never replay."""
-        return self.memory.replay_n if self.method in ("hal", "er") else 0
-
-    @property
-    def uses_ewc(self) -> bool:
-        return self.method == "ewc"
+        s = self.sleep
+        return self.method == "hal" and (s.nrem or s.rem or s.reset_optimizer)
 
 
 def _check(cfg: HALConfig) -> None:
-    def bad(where: str, value: Any, allowed: tuple[str, ...] | str) -> ConfigError:
-        choices = allowed if isinstance(allowed, str) else "one of " + ", ".join(allowed)
-        return ConfigError(f"hal.{where}: {value!r} is invalid; use {choices}")
-
-    if cfg.method not in METHODS:
-        raise bad("method", cfg.method, METHODS)
-    if not cfg.scenarios or any(s not in SCENARIOS for s in cfg.scenarios):
-        raise bad("scenarios", cfg.scenarios, "a non-empty list of " + ", ".join(SCENARIOS))
-    if len(set(cfg.scenarios)) != len(cfg.scenarios):
-        raise bad("scenarios", cfg.scenarios, "each scenario once")
+    """What a single field's type and range cannot say."""
+    if not cfg.scenarios or len(set(cfg.scenarios)) != len(cfg.scenarios):
+        raise ConfigError(f"hal.scenarios: {cfg.scenarios!r} is invalid; use a non-empty list, each of "
+                          f"{', '.join(SCENARIOS)} at most once")
+    views = views_of(cfg.scenarios)
+    if len(set(views)) != len(views):
+        raise ConfigError(f"hal.scenarios: {cfg.scenarios!r} records the same accuracy view twice; 'one-head' "
+                          "already gives task- and class-incremental accuracy, so run it alone")
     if not cfg.data.sequence:
-        raise bad("data.sequence", cfg.data.sequence, "a non-empty list of dataset names")
-    if cfg.model.width < 1:
-        raise bad("model.width", cfg.model.width, "a positive channel count")
-    if cfg.model.norm not in ("batch", "group"):
-        raise bad("model.norm", cfg.model.norm, ("batch", "group"))
-    if cfg.model.norm == "group" and (cfg.model.norm_groups < 1 or cfg.model.width % cfg.model.norm_groups):
-        raise bad("model.norm_groups", cfg.model.norm_groups, "a divisor of model.width")
-    if cfg.lora.rank < 1 or cfg.lora.alpha <= 0:
-        raise bad("lora", (cfg.lora.rank, cfg.lora.alpha), "rank >= 1 and alpha > 0")
+        raise ConfigError("hal.data.sequence: empty; list at least one dataset (e.g. [split_digits])")
+    if len(cfg.data.mean) != len(cfg.data.std) or any(s <= 0 for s in cfg.data.std):
+        raise ConfigError(f"hal.data.mean/std: {cfg.data.mean} / {cfg.data.std}; give one positive std per mean")
+    if cfg.model.norm == "group" and cfg.model.width % cfg.model.norm_groups:
+        raise ConfigError(f"hal.model.norm_groups: {cfg.model.norm_groups} does not divide model.width "
+                          f"{cfg.model.width}; use a divisor of the width")
     if not cfg.lora.targets:
-        raise bad("lora.targets", cfg.lora.targets, "at least one group or module name")
-    m = cfg.memory
-    if m.policy not in ("reservoir", "fifo"):
-        raise bad("memory.policy", m.policy, ("reservoir", "fifo"))
-    if m.importance not in ("loss", "entropy", "grad_norm"):
-        raise bad("memory.importance", m.importance, ("loss", "entropy", "grad_norm"))
-    if m.capacity < 1 or m.replay_n < 0:
-        raise bad("memory", (m.capacity, m.replay_n), "capacity >= 1 and replay_n >= 0")
-    if not 0.0 < m.keep <= 1.0:
-        raise bad("memory.keep", m.keep, "a fraction in (0, 1]")
-    if cfg.wake.optimizer not in ("sgd", "adamw"):
-        raise bad("wake.optimizer", cfg.wake.optimizer, ("sgd", "adamw"))
-    if cfg.wake.batch_size < 1 or cfg.wake.epochs < 1:
-        raise bad("wake", (cfg.wake.batch_size, cfg.wake.epochs), "batch_size >= 1 and epochs >= 1")
-    if cfg.sleep.schedule not in ("task", "steps"):
-        raise bad("sleep.schedule", cfg.sleep.schedule, ("task", "steps"))
+        raise ConfigError("hal.lora.targets: empty; name at least one group or module (e.g. [blocks])")
     if cfg.sleep.schedule == "steps" and cfg.sleep.every_steps < 1:
-        raise bad("sleep.every_steps", cfg.sleep.every_steps, "a positive step count with schedule: steps")
-    if cfg.rem.dream not in ("mixup", "excite", "mixup+excite"):
-        raise bad("rem.dream", cfg.rem.dream, ("mixup", "excite", "mixup+excite"))
-    if cfg.rem.temperature <= 0:
-        raise bad("rem.temperature", cfg.rem.temperature, "a positive temperature")
-    if cfg.data.crop_pad < 0:
-        raise bad("data.crop_pad", cfg.data.crop_pad, "0 (off) or a positive pixel count")
+        raise ConfigError("hal.sleep.every_steps: must be a positive step count with schedule: steps")
 
 
 def load_config(config: Mapping[str, Any] | HALConfig | None = None) -> HALConfig:
@@ -198,3 +221,12 @@ def load_config(config: Mapping[str, Any] | HALConfig | None = None) -> HALConfi
     cfg = config if isinstance(config, HALConfig) else from_dict(HALConfig, config or {}, where="hal")
     _check(cfg)
     return cfg
+
+
+def views_of(scenarios: list[str]) -> list[str]:
+    """The accuracy views (``task``, ``class``) a list of scenarios records, in order."""
+    return [v for s in scenarios for v in SCENARIO_VIEWS[s]]
+
+
+def dataset_name(entry: str | DatasetSpec) -> str:
+    return entry if isinstance(entry, str) else entry.name

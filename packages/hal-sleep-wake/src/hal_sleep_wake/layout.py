@@ -12,7 +12,10 @@ BLOCKS_PER_STAGE = 2  # ResNet-18: [2, 2, 2, 2]
 
 
 def module_groups(n_tasks: int, scenario: str) -> dict[str, list[str]]:
-    """The LoRA target groups of a HALResNet as module names, derived without building the model."""
+    """The LoRA target groups of a HALResNet as module names, derived without building the model.
+
+    ``scenario``: ``task`` (per-task heads ``fc.heads.<t>``) or a shared-head scenario (``fc``).
+    """
     blocks = [
         f"layer{s}.{b}.conv{k}"
         for s in range(1, STAGES + 1)
@@ -20,7 +23,7 @@ def module_groups(n_tasks: int, scenario: str) -> dict[str, list[str]]:
         for k in (1, 2)
     ]
     downsample = [f"layer{s}.0.downsample.0" for s in range(2, STAGES + 1)]  # the 1x1 residual projections
-    classifier = ["fc"] if scenario == "class" else [f"fc.heads.{t}" for t in range(n_tasks)]
+    classifier = [f"fc.heads.{t}" for t in range(n_tasks)] if scenario == "task" else ["fc"]  # per-task heads
     return {"stem": ["conv1"], "blocks": blocks, "downsample": downsample, "classifier": classifier}
 
 

@@ -1,21 +1,38 @@
 """L1: a fixed-capacity task-batch ring buffer on the device, with reservoir or FIFO replacement.
 
-Every wake batch is pushed whole (uint8 images, labels, task ids) with tensor operations only:
+Every wake batch is pushed whole (uint8 images, labels, task ids, optionally the logits DER++ keeps)
+with tensor operations only, and without a host synchronization:
 
 * ``fifo``: a ring; once full, each new sample overwrites the oldest one;
 * ``reservoir``: once full, the ``n``-th sample of the stream (0-based) replaces slot ``j ~ U{0..n}``
   when ``j < capacity`` (Vitter's algorithm R), so the buffer stays a uniform sample of the stream.
   Within one pushed batch, a later sample drawn for the same slot wins, exactly as pushing one by one.
 
-While not full, new samples are appended under both policies. :meth:`compress` (entropy-aware
-compression, run during sleep) keeps a fraction of the capacity, an equal share per task filled with
-that task's most important samples, compacts them in insertion order and frees the rest for the next
-wake.
+While not full, new samples are appended under both policies. :meth:`sample` draws without
+replacement, as Mammoth's buffer does. :meth:`compress` (entropy-aware compression, the buffer
+policy every replaying method shares at the end of a task) keeps a fraction of the capacity, **an
+equal share per class** filled with that class's most important samples, compacts them in
+insertion order and frees the rest for the next task.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
+
+
+@dataclasses.dataclass
+class Sample:
+    """Buffered samples drawn together; ``logits`` only when the buffer keeps them."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task: torch.Tensor
+    logits: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
 
 
 class RingBuffer:
@@ -27,6 +44,7 @@ class RingBuffer:
         policy: str = "reservoir",
         device: str | torch.device = "cpu",
         generator: torch.Generator | None = None,
+        logit_dim: int | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
@@ -40,6 +58,7 @@ class RingBuffer:
         self.y = torch.zeros(capacity, dtype=torch.long, device=self.device)
         self.task = torch.zeros(capacity, dtype=torch.long, device=self.device)
         self.stamp = torch.full((capacity,), -1, dtype=torch.long, device=self.device)  # stream index
+        self.logits = (torch.zeros(capacity, logit_dim, device=self.device) if logit_dim else None)
         self.size = 0  # filled slots (always the prefix [0, size))
         self.seen = 0  # samples pushed so far
         self.ptr = 0  # fifo: next slot to write
@@ -51,64 +70,80 @@ class RingBuffer:
     def fill(self) -> float:
         return self.size / self.capacity
 
-    def _write(self, slots: torch.Tensor, src: torch.Tensor, x, y, task, stamps) -> None:
-        self.x[slots] = x[src]
-        self.y[slots] = y[src]
-        self.task[slots] = task[src]
-        self.stamp[slots] = stamps[src]
+    def _columns(self) -> list[torch.Tensor]:
+        return [self.x, self.y, self.task, self.stamp] + ([self.logits] if self.logits is not None else [])
 
     @torch.no_grad()
-    def push(self, x: torch.Tensor, y: torch.Tensor, task: torch.Tensor | int) -> None:
-        """Add a batch (``x`` uint8 of the item shape, ``y`` labels, ``task`` ids or one id)."""
+    def push(self, x: torch.Tensor, y: torch.Tensor, task: torch.Tensor | int,
+             logits: torch.Tensor | None = None) -> None:
+        """Add a batch (``x`` uint8 of the item shape, ``y`` labels, ``task`` ids or one id, ``logits``)."""
         b = int(y.shape[0])
         if b == 0:
             return
+        if (logits is None) != (self.logits is None):
+            raise ValueError("this buffer keeps logits: push them" if logits is None
+                             else "this buffer keeps no logits (construct it with logit_dim)")
         dev = self.device
-        x, y = x.to(dev), y.to(dev)
         task = torch.as_tensor(task, dtype=torch.long, device=dev).expand(b)
         stamps = torch.arange(self.seen, self.seen + b, device=dev)
-        src = torch.arange(b, device=dev)
+        src = [x.to(dev), y.to(dev), task, stamps] + ([logits.detach().float()] if logits is not None else [])
         n_free = min(self.capacity - self.size, b)
         if n_free:  # append
-            slots = torch.arange(self.size, self.size + n_free, device=dev)
-            self._write(slots, src[:n_free], x, y, task, stamps)
+            for col, s in zip(self._columns(), src):
+                col[self.size : self.size + n_free] = s[:n_free]
             self.size += n_free
             self.ptr = self.size % self.capacity
-        rest = src[n_free:]
-        if len(rest):
-            if self.policy == "fifo":
-                slots = (self.ptr + torch.arange(len(rest), device=dev)) % self.capacity
-                self.ptr = (self.ptr + len(rest)) % self.capacity
-                slots, rest = slots[-self.capacity :], rest[-self.capacity :]  # more than capacity: the last win
-            else:
-                n = stamps[rest].double() + 1.0  # samples in the stream when this one arrives
-                u = torch.rand(len(rest), generator=self.generator, device=dev, dtype=torch.float64)
-                j = torch.floor(u * n).long()
-                keep = j < self.capacity
-                slots, perm = torch.sort(j[keep], stable=True)  # stream order kept within a slot
-                rest = rest[keep][perm]
-                last = torch.ones_like(slots, dtype=torch.bool)
-                last[:-1] = slots[1:] != slots[:-1]  # the last sample drawn for a slot wins
-                slots, rest = slots[last], rest[last]
-            self._write(slots, rest, x, y, task, stamps)
+        rest = b - n_free
+        if rest and self.policy == "fifo":
+            slots = (self.ptr + torch.arange(rest, device=dev)) % self.capacity
+            self.ptr = (self.ptr + rest) % self.capacity
+            rows = torch.arange(n_free, b, device=dev)
+            slots, rows = slots[-self.capacity :], rows[-self.capacity :]  # more than capacity: the last win
+            for col, s in zip(self._columns(), src):
+                col[slots] = s[rows]
+        elif rest:
+            rows = torch.arange(n_free, b, device=dev)
+            n = stamps[rows].double() + 1.0  # samples in the stream when this one arrives
+            u = torch.rand(rest, generator=self.generator, device=dev, dtype=torch.float64)
+            j = torch.floor(u * n).long().clamp(max=self.capacity)  # capacity = "not kept" (a spare slot)
+            # the last row drawn for a slot wins; no boolean indexing, so no host synchronization
+            winner = torch.full((self.capacity + 1,), -1, dtype=torch.long, device=dev)
+            winner = winner.scatter_reduce(0, j, rows, reduce="amax", include_self=True)[: self.capacity]
+            take = winner >= 0
+            pick = winner.clamp(min=0)
+            for col, s in zip(self._columns(), src):
+                keep = take.view(-1, *([1] * (col.dim() - 1)))
+                col.copy_(torch.where(keep, s[pick], col))
         self.seen += b
 
-    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``n`` buffered samples drawn uniformly with replacement (so exactly ``n``; empty buffer: none)."""
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Sample:
+        """``min(n, size)`` buffered samples drawn uniformly without replacement (empty buffer: none).
+
+        ``generator`` (default: the buffer's) lets a caller draw from its own random stream.
+        """
         if self.size == 0 or n <= 0:
             idx = torch.zeros(0, dtype=torch.long, device=self.device)
         else:
-            idx = torch.randint(0, self.size, (n,), generator=self.generator, device=self.device)
-        return self.x[idx], self.y[idx], self.task[idx]
+            g = generator if generator is not None else self.generator
+            idx = torch.randperm(self.size, generator=g, device=self.device)[:n]
+        return self.take(idx)
+
+    def take(self, idx: torch.Tensor) -> Sample:
+        return Sample(self.x[idx], self.y[idx], self.task[idx], self.logits[idx] if self.logits is not None else None)
 
     def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = self.size
         return self.x[:s], self.y[:s], self.task[:s]
 
+    def class_counts(self) -> dict[int, int]:
+        """{label: buffered samples} (a host read: for records and tests, not the training loop)."""
+        labels, counts = torch.unique(self.y[: self.size], return_counts=True)
+        return dict(zip(labels.tolist(), counts.tolist()))
+
     @torch.no_grad()
     def compress(self, importance: torch.Tensor, keep: float) -> int:
-        """Keep ``keep * capacity`` samples, shared equally among the buffered tasks (one with fewer keeps
-        all of its own), the most important of each task first; return how many were dropped.
+        """Keep ``keep * capacity`` samples, shared equally among the buffered classes (a class with fewer
+        keeps all of its own), the most important of each class first; return how many were dropped.
 
         ``importance`` holds one score per filled slot (higher = keep). Kept samples are compacted to
         the front in insertion order, so FIFO still overwrites the oldest next.
@@ -119,23 +154,23 @@ class RingBuffer:
         target = max(1, int(keep * self.capacity))
         if s <= target:
             return 0
-        tasks = self.task[:s]
-        present, counts = torch.unique(tasks, return_counts=True)
+        labels = self.y[:s]
+        present, counts = torch.unique(labels, return_counts=True)
         quota: dict[int, int] = {}
         remaining = target
         pending = sorted(zip(counts.tolist(), present.tolist()))  # smallest first: water-filling
-        for i, (n_t, t) in enumerate(pending):  # a handful of tasks, not samples
-            quota[t] = min(n_t, remaining // (len(pending) - i))
-            remaining -= quota[t]
+        for i, (n_c, c) in enumerate(pending):  # a few dozen classes, not samples
+            quota[c] = min(n_c, remaining // (len(pending) - i))
+            remaining -= quota[c]
         kept = []
-        for t, k in quota.items():
-            idx = torch.nonzero(tasks == t).flatten()
+        for c, k in quota.items():
+            idx = torch.nonzero(labels == c).flatten()
             kept.append(idx[torch.topk(importance[idx].float(), k, sorted=False).indices])
         idx = torch.cat(kept)
         idx = idx[torch.argsort(self.stamp[idx])]  # insertion order
         k = len(idx)
-        for buf in (self.x, self.y, self.task, self.stamp):
-            buf[:k] = buf[idx].clone()
+        for col in self._columns():
+            col[:k] = col[idx].clone()
         self.stamp[k:] = -1
         self.size = k
         self.ptr = k % self.capacity

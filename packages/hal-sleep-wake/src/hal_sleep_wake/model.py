@@ -84,14 +84,25 @@ class HALResNet(ResNet):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled trunk output that ``fc`` reads (torchvision's ``_forward_impl`` without ``fc``)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
 
 def build_model(
-    head_sizes: list[int], *, scenario: str, width: int, in_channels: int, cifar_stem: bool,
-    norm: str = "batch", norm_groups: int = 4,
+    head_sizes: list[int], *, width: int, in_channels: int, cifar_stem: bool, norm: str = "batch",
+    norm_groups: int = 4, shared_head: bool | None = None, scenario: str | None = None,
 ) -> HALResNet:
-    """The model of one scenario: per-task heads for ``task``, one shared head for ``class``."""
+    """The model of one scenario: per-task heads (``scenario="task"``) or one shared head (``class``,
+    ``one-head``); ``shared_head`` says it directly."""
+    if (shared_head is None) == (scenario is None):
+        raise TypeError("build_model: pass exactly one of shared_head= and scenario=")
+    if shared_head is None:
+        shared_head = scenario != "task"
     norm_layer = None if norm == "batch" else partial(nn.GroupNorm, norm_groups)
-    return HALResNet(head_sizes, shared_head=scenario == "class", width=width, in_channels=in_channels,
+    return HALResNet(head_sizes, shared_head=shared_head, width=width, in_channels=in_channels,
                      cifar_stem=cifar_stem, norm_layer=norm_layer)
 
 

@@ -8,11 +8,14 @@ REM, as implemented here (the seed prototype had none):
    buffered sample alone) takes a few signed-gradient steps that raise its teacher's logit of that
    class, i.e. an input optimized to excite the class (clamped to the valid pixel range).
 2. *Targets*: a dream from an **old** task (any task before the one being learned) is labelled by
-   the *snapshot* - the model as it was at the end of the previous sleep; a dream from the current
-   task by the *awake* model, frozen just before NREM. Both are softened at the dream
+   the *snapshot* - the model as it was at the end of the previous sleep - over the classes that
+   snapshot was trained on (class-incremental: the classes of the old tasks only); a dream from the
+   current task by the *awake* model, frozen just before NREM. Both are softened at the dream
    temperature ``T``.
-3. The merged model's fresh LoRA adapter is trained on ``T^2 KL(teacher_T || student_T)`` over the
-   logits the scenario allows (BatchNorm frozen), then merged exactly (``s = 1``) and reset.
+3. The merged model's fresh LoRA adapter is trained, with REM's own optimizer, on
+   ``T^2 KL(teacher_T || student_T)`` plus ``ce_weight`` times the cross-entropy of real buffered
+   samples (norm layers frozen), then merged exactly (``s = 1``) and reset. Dreams are drawn from
+   REM's own random generator, so a run with REM draws the same wake batches as one without.
 
 So REM pulls old tasks back towards what the model knew before this wake, and repairs whatever the
 merge changed about the current task (nothing when ``s = 1``; half the update when ``s = 0.5``).
@@ -24,10 +27,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-
-from hal_sleep_wake.data import MEAN, STD
-
-PIXEL_RANGE = ((0.0 - MEAN) / STD, (1.0 - MEAN) / STD)
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -66,11 +65,13 @@ def make_dreams(
     teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     excite_steps: int = 0,
     excite_lr: float = 0.1,
+    pixel_range: tuple[torch.Tensor | float, torch.Tensor | float] = (float("-inf"), float("inf")),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n`` dreams from the buffered ``(x, y, task)``: (inputs, task ids, classes).
 
     ``prepare`` turns uint8 images into augmented network inputs. ``teacher(inputs, task_ids)`` gives
-    the masked teacher logits that ``excite`` ascends.
+    the masked teacher logits that ``excite`` ascends; excited inputs are clamped to ``pixel_range``
+    (the normalized values of black and white, per channel).
     """
     dev = x.device
     i = torch.randint(0, len(y), (n,), generator=generator, device=dev)
@@ -91,7 +92,8 @@ def make_dreams(
             with torch.enable_grad():
                 objective = teacher(inputs, task[i])[rows, label].sum()
                 (g,) = torch.autograd.grad(objective, inputs)
-            inputs = (inputs.detach() + excite_lr * g.sign()).clamp(*PIXEL_RANGE)
+            low, high = pixel_range
+            inputs = torch.clamp(inputs.detach() + excite_lr * g.sign(), low, high)
     return inputs.detach(), task[i], label
 
 
