@@ -28,8 +28,10 @@ SHRINK: dict[str, tuple[str, dict[str, Any]]] = {
     "heads_ablation": (None, {"epochs": 2}),  # None: the study's first variant
     "plastic": ("plastic-brain", {"curriculum": {"steps": [12, 12, 12], "eval_every": 6},
                                   "plastic": {"block": {"hidden_dim": 64}, "memory_size": 200}}),
-    "hal": ("nrem-rem", {"scenarios": ["task"], "memory": {"capacity": 40, "replay_n": 8},
-                         "rem": {"steps": 1, "batch_size": 8}, "ewc": {"fisher_samples": 8, "fisher_batch": 8}}),
+    "hal": ("sleep", {"scenarios": ["task"], "memory": {"capacity": 40, "replay_n": 8},
+                      "wake": {"epochs": 1}, "rem": {"steps": 1, "batch_size": 8}}),
+    "hal_seqcl": ("hal-200", {"memory": {"capacity": 40, "replay_n": 8}, "wake": {"epochs": 1},
+                              "rem": {"steps": 1, "batch_size": 8}}),
     "circadia": ("full", {"nights": 1, "base_eval": None,
                           "night": {"embedder": "hashing",
                                     "train": {"iters": 1, "batch_size": 2, "max_seq_len": 48},
