@@ -65,6 +65,22 @@ def test_deleting_a_macro_the_text_uses_fails_the_paper_build(built):
         run([str(BIN / "python"), "-m", "pipelines.scripts.build_paper", "--profile", "toy"], built)
 
 
+GATED_STUDY = """\
+import time
+from pathlib import Path
+
+from circadian_core.record import StudyResult
+
+
+def run(config, *, seed, device, workdir, artifacts):
+    Path("started").touch()
+    deadline = time.time() + 120
+    while not Path("release").exists() and time.time() < deadline:  # held until the test lets it finish
+        time.sleep(0.05)
+    return StudyResult(metrics={"x": 1.0})
+"""
+
+
 def test_a_second_snakemake_run_on_a_locked_folder_is_refused(tmp_path):
     import subprocess
     import time
@@ -72,18 +88,23 @@ def test_a_second_snakemake_run_on_a_locked_folder_is_refused(tmp_path):
     from tests.workflow_helpers import env
 
     repo = make_toy_repo(tmp_path)
-    cell = "results/toy/runs/toy/plain/seed1.json"
+    (repo / "tests" / "gated.py").write_text(GATED_STUDY)
+    params = repo / "params.yaml"
+    params.write_text(params.read_text() + "      gated: {entry: tests.gated:run, seeds: [1], variants: {v: {}}}\n")
+    cell = "results/toy/runs/gated/v/seed1.json"
     first = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", cell], cwd=repo, env=env(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 60
-        while not list((repo / ".snakemake/locks").glob("*")) and time.time() < deadline:
+        deadline = time.time() + 120
+        while not (repo / "started").exists() and first.poll() is None and time.time() < deadline:
             time.sleep(0.1)
+        assert (repo / "started").exists(), "the first run never started its job"
         second = run([str(BIN / "snakemake"), "--cores", "1", cell], repo, check=False)
         assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
     finally:
-        first.communicate(timeout=300)
-    assert first.returncode == 0
+        (repo / "release").touch()
+        out = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, out[-3000:]
     assert read_record(repo / cell)["seed"] == 1
 
 
