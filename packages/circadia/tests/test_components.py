@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from circadia.dreamer import DreamConfig, dream, parse_dream
-from circadia.evaluation import is_heldout, run_harness, score, select_harness
+from circadia.evaluation import HARNESS_CATEGORIES, is_heldout, run_harness, score, select_harness
 from circadia.hippocampus import (
     HashingEmbedder,
     NumpyStore,
@@ -47,6 +47,10 @@ class FakeBackend:
     def generate(self, messages, *, max_tokens, temperature, seed):
         self.temps.append(temperature)
         return self.replies[len(self.temps) - 1]
+
+    def generate_many(self, chats, *, max_tokens, temperature, seed):
+        temps = temperature if isinstance(temperature, list) else [temperature] * len(chats)
+        return [self.generate(c, max_tokens=max_tokens, temperature=t, seed=seed) for c, t in zip(chats, temps)]
 
 
 def test_dream_bursts_count_invalid():
@@ -89,12 +93,12 @@ def test_harness_covers_seven_categories():
 
     items = harness_items()
     cats = {i["category"] for i in items}
-    assert cats == {"math", "reasoning", "factual", "format", "summarization", "style", "context"}
+    assert cats == {"math", "reasoning", "factual", "format", "summarization", "style", "context"} == set(HARNESS_CATEGORIES)
     assert len(select_harness(items, 1)) == 7 and len(select_harness(items, None)) == len(items)
 
     class Echo:
-        def generate(self, messages, *, max_tokens, temperature, seed):
-            return "19"
+        def generate_many(self, chats, *, max_tokens, temperature, seed):
+            return ["19"] * len(chats)
 
     res = run_harness(Echo(), select_harness(items, 1))
     assert res["per_category"]["math"] == 1.0 and 0 < res["pass_rate"] < 1

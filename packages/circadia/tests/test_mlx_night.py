@@ -31,19 +31,19 @@ def test_mlx_night_then_torch_night_then_mlx_merge(tmp_path, tiny_model_dir):
         return run_night(home, tiny_night_config(tiny_model_dir, **over), model_dir=tiny_model_dir, log=None)
 
     first = night(1, backend="mlx")
-    assert first["status"] == "accepted", first
+    assert first.status == "accepted", first
     adapter = home.root / "adapters" / "night-001"
     assert detect_format(adapter) == "mlx"
     assert json.loads((adapter / "circadia_adapter.json").read_text())["backend"] == "mlx"
-    assert first["train"]["tokens"] > 0 and not first["train"]["aborted_nan"]
+    assert first.train.tokens > 0 and not first.train.aborted_nan
 
     second = night(2, backend="torch")  # continues yesterday's mlx-lm adapter in torch
-    assert second["status"] == "accepted", second
-    assert second["previous_adapter"] == "adapters/night-001"
+    assert second.status == "accepted", second
+    assert second.previous_adapter == "adapters/night-001"
     assert detect_format(home.root / "adapters" / "night-002") == "peft"
 
     third = night(3, backend="mlx", merge=True)  # continues the peft adapter in MLX, then fuses it
-    assert third["status"] == "accepted", third
+    assert third.status == "accepted", third
     state = home.load_state()
     assert state.base_model == "models/night-003" and state.current_adapter is None
     merged = home.root / "models" / "night-003"

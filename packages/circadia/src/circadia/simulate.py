@@ -8,14 +8,14 @@ every day seen so far.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from circadia.config import NightConfig
 from circadia.data import day_paths
 from circadia.data import probes as shipped_probes
 from circadia.home import Home
 from circadia.journal import Journal, import_log
-from circadia.sleep.night import Log, _stderr, open_hippocampus, run_night
+from circadia.sleep.night import Log, NightRecord, open_hippocampus, run_night, stderr_log
+from circadia.sleep.record import ImportSummary
 
 
 def simulated_turns(n_nights: int, days: list[Path] | None = None):
@@ -48,9 +48,13 @@ def simulate_nights(
     day_probes: list[dict] | None = None,
     model_dir: str | Path | None = None,
     backend=None,
-    log: Log | None = _stderr,
+    log: Log | None = stderr_log,
     first_day: int = 1,
-) -> list[dict[str, Any]]:
+) -> list[NightRecord]:
+    """Import day ``i``'s log and sleep once, for ``n_nights`` days; the nights' records.
+
+    One backend and one store serve every night: a night that ends with the adapter the next
+    one starts from hands its weights over without reloading them."""
     home = home if isinstance(home, Home) else Home(home)
     home.init()
     days = list(days) if days is not None else day_paths()
@@ -76,10 +80,8 @@ def simulate_nights(
         if backend is None:
             from circadia.backends.base import make_backend
 
-            backend = make_backend(cfg.backend, device=cfg.device)
-        # one backend for every night: a night that ends with the adapter the next one starts from
-        # hands its weights over without reloading them
+            backend = make_backend(cfg.backend, device=cfg.device, dtype=cfg.dtype)
         rec = run_night(home, cfg, tag=f"day{i:02d}", probes=probes, model_dir=model_dir, store=store, backend=backend, log=log)
-        rec["imported"] = {"file": path.name, "turns": count, "corrupt_lines": len(res.bad)}
+        rec.imported = ImportSummary(file=path.name, turns=count, corrupt_lines=len(res.bad))
         records.append(rec)
     return records

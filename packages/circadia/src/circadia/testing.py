@@ -13,7 +13,6 @@ def tiny_night_config(model_dir, **over):
     base = {
         "model": str(model_dir),
         "device": "cpu",
-        "threads": 1,
         "store": "numpy",
         "embedder": "hashing",
         "train": {"iters": 3, "batch_size": 2, "lr": 1e-3, "warmup": 1, "max_seq_len": 96},

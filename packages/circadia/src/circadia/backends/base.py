@@ -17,9 +17,10 @@ Batches of :class:`Example` (memories + dreams + replay, seeded) come from
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import json
 import math
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -99,6 +100,7 @@ class TrainReport:
     lrs: list[float] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
     adapter_dir: str | None = None
+    weights_finite: bool = True  # every trained weight finite at the end (False: never accept it)
 
     @property
     def tokens_per_s(self) -> float:
@@ -107,18 +109,48 @@ class TrainReport:
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "tokens_per_s": self.tokens_per_s}
 
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainReport:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in names})
+
+
+StepHook = Callable[[int, int, float, float], None]
+"""``on_step(step, total, loss, lr)``: called by ``Backend.train`` after every optimizer step."""
+
 
 @runtime_checkable
 class Backend(Protocol):
+    """What a night calls on a backend (torch+peft and MLX implement all of it).
+
+    ``loaded`` is ``(model_dir, adapter_dir)`` while the weights in memory are exactly that
+    base and adapter, None once training changed them; a night sets it when it renames the
+    adapter it just trained (the weights are then exactly the saved adapter's) and skips
+    ``load`` when it already matches.
+    """
+
     name: str
+    loaded: tuple[str, str | None] | None
+    tokenizer: Any  # the transformers tokenizer of the loaded model (chat template, token ids)
+    eval_max_len: int  # loss() and nll_sums() cut every chat to this many tokens
 
     def load(self, model_dir: Path, adapter_dir: Path | None = None) -> None: ...
 
     def generate(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, seed: int) -> str: ...
 
+    def generate_many(self, chats: Sequence[list[dict[str, str]]], *, max_tokens: int,
+                      temperature: float | Sequence[float], seed: int) -> list[str]:
+        """Replies to ``chats`` (one temperature, or one per chat; 0 = greedy), seeded."""
+        ...
+
+    def nll_sums(self, examples: Sequence[Example]) -> list[tuple[float, int]]:
+        """(summed NLL, assistant tokens) of each example (one number per chat: cacheable per chat)."""
+        ...
+
     def loss(self, examples: list[Example]) -> float: ...  # mean NLL per assistant token
 
-    def train(self, batches: list[list[Example]], cfg: TrainConfig, out_dir: Path) -> TrainReport: ...
+    def train(self, batches: list[list[Example]], cfg: TrainConfig, out_dir: Path, *,
+              on_step: StepHook | None = None) -> TrainReport: ...
 
     def merge(self, adapter_dir: Path, out_dir: Path) -> None: ...
 
@@ -134,15 +166,15 @@ BACKENDS: dict[str, str] = {
 def backend_class(name: str) -> type:
     """The backend class registered as ``name`` (imported on first use: mlx is never imported
     unless asked for)."""
+    from circadian_core.runner import resolve_entry
+
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
-    module_name, _, attr = BACKENDS[name].partition(":")
     try:
-        module = importlib.import_module(module_name)
+        return resolve_entry(BACKENDS[name])
     except ImportError as err:
         extra = " (pip install 'circadia[mlx]')" if name == "mlx" else ""
         raise ImportError(f"backend {name!r} needs a package that is not installed: {err}{extra}") from err
-    return getattr(module, attr)
 
 
 def make_backend(name: str, **kwargs: Any) -> Backend:
@@ -249,6 +281,41 @@ def reply_window(mask: Sequence[int], max_len: int) -> tuple[int, int]:
     return max(0, end - max_len), end
 
 
+class TokenCache:
+    """Token ids of chats, tokenized once: a night scores the same held-out chats and harness
+    prompts before and after training, and trains on repeated examples. Bounded (LRU)."""
+
+    def __init__(self, size: int = 4096):
+        self.size = int(size)
+        self._rows: OrderedDict[str, Any] = OrderedDict()
+
+    def _get(self, key: str, make: Callable[[], Any]) -> Any:
+        if key in self._rows:
+            self._rows.move_to_end(key)
+            return self._rows[key]
+        value = self._rows[key] = make()
+        if len(self._rows) > self.size:
+            self._rows.popitem(last=False)
+        return value
+
+    def chat(self, tokenizer, messages: Sequence[dict[str, str]], max_seq_len: int | None) -> tuple[list[int], list[int]]:
+        """:func:`tokenize_chat`, cached."""
+        key = json.dumps(["chat", max_seq_len, list(messages)], sort_keys=True)
+        return self._get(key, lambda: tokenize_chat(tokenizer, messages, max_seq_len))
+
+    def prompt(self, tokenizer, messages: Sequence[dict[str, str]]) -> list[int]:
+        """The generation prompt (chat template + assistant header) of ``messages``, cached."""
+        def make() -> list[int]:
+            text = _render(tokenizer, validate_messages(messages, where="generate"), add_generation_prompt=True)
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        return self._get(json.dumps(["prompt", list(messages)], sort_keys=True), make)
+
+    def batch(self, tokenizer, examples: Sequence[Example], max_seq_len: int) -> dict[str, np.ndarray]:
+        """:func:`collate` from cached token ids."""
+        return collate(tokenizer, examples, max_seq_len, rows=[self.chat(tokenizer, ex.messages, max_seq_len) for ex in examples])
+
+
 def pad_id_of(tokenizer) -> int:
     pid = tokenizer.pad_token_id
     if pid is None:
@@ -256,16 +323,19 @@ def pad_id_of(tokenizer) -> int:
     return int(pid if pid is not None else 0)
 
 
-def collate(tokenizer, examples: Sequence[Example], max_seq_len: int) -> dict[str, np.ndarray]:
+def collate(tokenizer, examples: Sequence[Example], max_seq_len: int,
+            rows: Sequence[tuple[list[int], list[int]]] | None = None) -> dict[str, np.ndarray]:
     """Right-padded numpy batch of ``examples``.
 
     Returns ``input_ids`` (int64, B x T), ``loss_mask`` (float32, B x T; 1 = assistant target
     token), ``attention_mask`` (int64; 1 = real token) and ``n_tokens`` (int64 scalar array:
-    real, non-pad tokens). T is the longest row (at most ``max_seq_len``).
+    real, non-pad tokens). T is the longest row (at most ``max_seq_len``). ``rows``: the
+    examples' ``tokenize_chat`` results when already known (:class:`TokenCache`).
     """
     if not examples:
         raise ValueError("collate: empty batch")
-    rows = [tokenize_chat(tokenizer, ex.messages, max_seq_len) for ex in examples]
+    if rows is None:
+        rows = [tokenize_chat(tokenizer, ex.messages, max_seq_len) for ex in examples]
     width = max(len(ids) for ids, _ in rows)
     pad = pad_id_of(tokenizer)
     input_ids = np.full((len(rows), width), pad, dtype=np.int64)

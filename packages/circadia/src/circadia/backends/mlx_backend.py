@@ -168,6 +168,7 @@ def train_steps(
     grad_clip: float,
     weight_decay: float = 0.0,
     compile: bool = False,
+    on_step=None,
 ) -> dict[str, Any]:
     """AdamW (torch's: bias-corrected, decoupled decay) over the trainable parameters, one update per batch.
 
@@ -211,6 +212,8 @@ def train_steps(
         mx.eval(loss, norm, model.trainable_parameters(), optimizer.state)
         losses.append(loss.item())
         norms.append(norm.item())
+        if on_step is not None:
+            on_step(i, len(batches) if hasattr(batches, "__len__") else -1, losses[-1], lrs[-1])
         if not (math.isfinite(losses[-1]) and math.isfinite(norms[-1])):
             aborted = True
             break
@@ -263,8 +266,8 @@ class MLXBackend:
     32 so that few shapes recompile). On CPU the first compile builds C++ kernels (15-30 s, cached
     on disk) for little gain, so the default is to compile only on a GPU.
     ``eval_max_len`` (truncation, :data:`~circadia.backends.base.EVAL_MAX_LEN` as in the torch
-    backend, whatever training used) and ``eval_batch_size`` (examples per forward pass) apply to
-    :meth:`loss`. ``device`` is accepted for the common constructor and ignored: MLX runs on its
+    backend, whatever training used) applies to :meth:`loss`, which scores each chat alone (no
+    padding, so per-chat numbers can be cached). ``dtype``: the checkpoint's (``auto``). ``device`` is accepted for the common constructor and ignored: MLX runs on its
     default device (the GPU on Apple Silicon, else the CPU). ``loaded`` is ``(model_dir,
     adapter_dir)`` while the weights in memory are exactly those files (the nightly cycle skips a
     reload when it matches), None once training has changed them.
@@ -277,11 +280,12 @@ class MLXBackend:
         *,
         device: str | None = None,
         compile: bool | None = None,
-        eval_batch_size: int = 8,
+        dtype: str = "auto",
         eval_max_len: int = EVAL_MAX_LEN,
     ):
+        if dtype not in ("auto", "float32"):
+            raise ValueError(f"the mlx backend keeps the checkpoint's dtype; dtype must be auto or float32, got {dtype!r}")
         self.compile = (mx.default_device().type == mx.gpu) if compile is None else bool(compile)
-        self.eval_batch_size = int(eval_batch_size)
         self.eval_max_len = int(eval_max_len)
         self.model = None
         self.tokenizer = None
@@ -334,21 +338,35 @@ class MLXBackend:
         )
         return text.strip()  # as the torch backend returns it
 
-    def loss(self, examples: list[Example]) -> float:
-        """Mean NLL per assistant token over ``examples`` (token-weighted over all of them)."""
+    def generate_many(self, chats, *, max_tokens: int, temperature, seed: int) -> list[str]:
+        """Replies to ``chats`` one at a time (chat ``i`` seeded ``seed + i``); ``temperature``
+        is one value or one per chat (0 = greedy)."""
+        temps = [float(temperature)] * len(chats) if isinstance(temperature, (int, float)) else [float(t) for t in temperature]
+        if len(temps) != len(chats):
+            raise ValueError("temperature must be one value, or one value per chat")
+        return [self.generate(c, max_tokens=max_tokens, temperature=t, seed=int(seed) + i)
+                for i, (c, t) in enumerate(zip(chats, temps))]
+
+    def nll_sums(self, examples) -> list[tuple[float, int]]:
+        """(summed NLL, assistant tokens) of each example, scored alone (no padding)."""
         model, tokenizer = self._loaded()
         model.eval()
-        total, count = 0.0, 0.0
-        for i in range(0, len(examples), self.eval_batch_size):
-            batch = collate(tokenizer, examples[i : i + self.eval_batch_size], self.eval_max_len)
+        out = []
+        for ex in examples:
+            batch = collate(tokenizer, [ex], self.eval_max_len)
             s, n = nll_sum(model, mx.array(batch["input_ids"]), mx.array(batch["loss_mask"]))
             mx.eval(s, n)
-            total, count = total + s.item(), count + n.item()
-        return masked_nll_reduction(total, count)
+            out.append((float(s.item()), int(n.item())))
+        return out
+
+    def loss(self, examples: list[Example]) -> float:
+        """Mean NLL per assistant token over ``examples`` (token-weighted over all of them)."""
+        sums = self.nll_sums(examples)
+        return masked_nll_reduction(sum(s for s, _ in sums), sum(n for _, n in sums))
 
     # ------------------------------------------------------------------ training
 
-    def train(self, batches: list[list[Example]], cfg: TrainConfig, out_dir: Path) -> TrainReport:
+    def train(self, batches: list[list[Example]], cfg: TrainConfig, out_dir: Path, *, on_step=None) -> TrainReport:
         """LoRA-train on ``batches`` (one optimizer step each) and write the adapter to ``out_dir``.
 
         A loaded adapter is trained further (its rank and scale are kept); otherwise a new one is
@@ -383,6 +401,7 @@ class MLXBackend:
             grad_clip=cfg.grad_clip,
             weight_decay=cfg.weight_decay,
             compile=self.compile,
+            on_step=None if on_step is None else (lambda i, _n, loss, lr: on_step(i, total, loss, lr)),
         )
         report = TrainReport(
             losses=result["losses"],
@@ -395,6 +414,7 @@ class MLXBackend:
         if report.aborted_nan:
             self.load(self.model_dir, self.adapter_dir)
             return report
+        report.weights_finite = all(bool(mx.isfinite(v).all().item()) for _, v in tree_flatten(model.trainable_parameters()))
         save_adapter(model, adapter_config, out_dir)
         self.adapter_dir, self.adapter_config = Path(out_dir), adapter_config
         report.adapter_dir = str(out_dir)
