@@ -241,6 +241,14 @@ class ReportContext:
         """A macro declared as words (not checked as a number by the paper stage)."""
         return self.macros.text(parts, value, source)
 
+    def number_or(self, parts: tuple[str, ...] | list[str] | str, value: Any, fmt: str = ".3f", source: str = "",
+                  *, missing: str = "--") -> str:
+        """A number macro, or where ``value`` is None/NaN (a quantity a variant does not have: the dream
+        validity of a run without dreams) a macro declared as the text ``missing``."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return self.text(parts, missing, source=f"{source} (not applicable)")
+        return self.macro(parts, value, fmt, source)
+
     def mean_pm(self, prefix: tuple[str, ...], study: str, variant: str, metric: str, fmt: str = ".3f") -> str:
         """Macros for mean and 95% CI half-width; returns LaTeX 'mean $\\pm$ ci'."""
         src = f"{self.profile}:{study}/{variant}/{metric}"
