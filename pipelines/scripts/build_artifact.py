@@ -18,6 +18,7 @@ from circadian_core.device import pick_device
 from circadian_core.runner import resolve_entry
 from circadian_core.seeding import seed_everything
 from pipelines.dag import limit_threads, load_profile
+from pipelines.scripts import warm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile")
     ap.add_argument("--device")
     args = ap.parse_args(argv)
+    warm_rc = warm.delegate("pipelines.scripts.build_artifact", argv)
+    if warm_rc is not None:
+        return warm_rc
     try:
         profile = load_profile(args.profile)
         if args.name not in profile.artifacts:

@@ -12,6 +12,7 @@ from pathlib import Path
 from circadian_core.config import ConfigError
 from circadian_core.runner import run_cell
 from pipelines.dag import load_profile, resources
+from pipelines.scripts import warm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", help="override the profile's device (auto, cpu, cuda, mps, mlx)")
     ap.add_argument("--out", help="record path (default: the DAG's path for this cell)")
     args = ap.parse_args(argv)
+    warm_rc = warm.delegate("pipelines.scripts.run_cell", argv)
+    if warm_rc is not None:
+        return warm_rc
     try:
         profile = load_profile(args.profile)
         if args.study not in profile.studies:
