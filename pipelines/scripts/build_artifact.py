@@ -19,6 +19,7 @@ from circadian_core.config import ConfigError
 from circadian_core.runner import set_threads
 from circadian_core.seeding import seed_everything
 from pipelines.dag import Artifact, Profile, load_profile, resources
+from pipelines.scripts import warm
 from pipelines.scripts.errors import add_debug_flag, fail
 from pipelines.scripts.run_cell import checked_device, checked_entry
 
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_flag(ap)
     args = ap.parse_args(argv)
     inputs: list[str] = []
+    warm_rc = warm.delegate("pipelines.scripts.build_artifact", argv)
+    if warm_rc is not None:
+        return warm_rc
     try:
         profile = load_profile(args.profile)
         if args.name not in profile.artifacts:

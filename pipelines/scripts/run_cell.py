@@ -17,6 +17,7 @@ from circadian_core.device import pick_device
 from circadian_core.runner import resolve_entry, run_cell
 from circadian_core.seeding import check_seed
 from pipelines.dag import Profile, load_profile, resources
+from pipelines.scripts import warm
 from pipelines.scripts.errors import add_debug_flag, fail
 
 
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_flag(ap)
     args = ap.parse_args(argv)
     inputs: list[str] = []
+    warm_rc = warm.delegate("pipelines.scripts.run_cell", argv)
+    if warm_rc is not None:
+        return warm_rc
     try:
         profile = load_profile(args.profile)
         if args.study not in profile.studies:
