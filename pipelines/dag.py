@@ -156,9 +156,23 @@ def _raw(path: str) -> dict[str, Any]:
     if not p.exists():
         raise FileNotFoundError(f"{p} not found; run from the repository root or pass --params")
     with open(p, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        try:
+            data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{p}: not valid YAML {_yaml_where(err)}; fix that line of {p}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of keys (profile, profiles), got {type(data).__name__}")
     validate(data, where=str(p))
     return data
+
+
+def _yaml_where(err: yaml.YAMLError) -> str:
+    """``at line 12, column 5: mapping values are not allowed here`` from a PyYAML error."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if mark is None:
+        return f"({problem})"
+    return f"at line {mark.line + 1}, column {mark.column + 1} ({problem})"
 
 
 def validate(data: dict[str, Any], where: str = "params.yaml") -> None:
@@ -311,19 +325,6 @@ def resources(spec: dict[str, Any]) -> dict[str, Any]:
         "runtime": int(spec.get("runtime_min", 30)),
         "threads": int(spec.get("threads", 1)),
     }
-
-
-def limit_threads(spec: dict[str, Any]) -> int:
-    """Cap BLAS/OpenMP threads at the job's ``threads`` before torch or numpy start their pools.
-
-    Snakemake sets these itself; under ``dvc repro`` (sequential) this keeps a 1-thread cell from
-    spawning a pool per core and fighting the machine's other work. A value already in the
-    environment wins.
-    """
-    n = resources(spec)["threads"]
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, str(n))
-    return n
 
 
 def slurm_partition(spec: dict[str, Any], partitions: dict[str, str]) -> str:

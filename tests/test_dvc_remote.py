@@ -27,7 +27,8 @@ def record(variant: str, seed: int) -> str:
     return f"results/toy/runs/toy/{variant}/seed{seed}.json"
 
 
-AGGREGATE_OUTS = ["results/toy/tables", "paper/generated/tables", "paper/generated/macros.tex", "paper/generated/sections.tex"]
+AGGREGATE_OUTS = ["results/toy/tables", "paper/generated/toy/tables", "paper/generated/toy/macros.tex",
+                  "paper/generated/toy/sections.tex"]
 
 
 def pipeline() -> dict:

@@ -12,7 +12,7 @@ import yaml
 from circadian_core.config import ConfigError
 from pipelines import dag
 from pipelines.scripts import dvcgen
-from tests.workflow_helpers import BIN, ROOT, run
+from tests.workflow_helpers import BIN, ROOT, job_counts, run
 
 
 def snakemake_outputs(cwd, *extra: str) -> dict[str, str]:
@@ -83,7 +83,11 @@ def test_dry_run_each_profile(profile_dir):
     proc = run(
         [str(BIN / "snakemake"), "-n", "--forceall", "--profile", f"pipelines/profiles/{profile_dir}"], ROOT
     )
-    assert "run_cell" in proc.stdout and "paper" in proc.stdout
+    p = dag.load_profile()
+    counts = job_counts(proc.stdout)
+    assert counts["run_cell"] == len(p.cells())
+    assert sum(v for k, v in counts.items() if k.startswith("artifact_")) == len(p.artifacts)
+    assert {counts[k] for k in ("aggregate", "figures", "targets", "paper")} == {1}
 
 
 def test_slurm_profile_routes_gpu_jobs():
@@ -110,8 +114,7 @@ def test_unknown_profile_names_the_choices():
 
 def test_run_cell_bad_variant_exits_with_one_line(tmp_path):
     p = dag.load_profile()
-    if not p.studies:
-        pytest.skip("no studies in the profile yet")
+    assert p.studies, "the active profile defines no study"
     study = next(iter(p.studies))
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.scripts.run_cell", study, "no-such-variant", "1", "--out", str(tmp_path / "x.json")],

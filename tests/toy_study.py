@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from circadian_core.config import from_dict
+from circadian_core.config import bounded
+from circadian_core.contract import Contract, Metric
 from circadian_core.datasets import split_digits
 from circadian_core.metrics import accuracy_matrix_summary
 from circadian_core.record import StudyResult
@@ -18,12 +19,24 @@ from circadian_core.record import StudyResult
 
 @dataclass
 class ToyConfig:
-    shrink: float = 0.0  # pull class means toward the global mean (0 = plain nearest mean)
-    n_tasks: int = 5
+    shrink: float = bounded(0.0, low=0.0, high=1.0)  # pull class means toward the global mean (0 = plain nearest mean)
+    n_tasks: int = bounded(5, low=1, high=10)
+
+
+CONTRACT = Contract(
+    "toy",
+    version=1,
+    settings=ToyConfig,
+    metrics=(
+        Metric("acc", "average accuracy after the last task (GEM)", higher_is_better=True),
+        Metric("bwt", "backward transfer (GEM)", higher_is_better=True),
+        Metric("forgetting", "average forgetting (Chaudhry et al. 2018)", higher_is_better=False),
+    ),
+)
 
 
 def run(config: dict, *, seed: int, device: str, workdir: Path | None, artifacts: dict) -> StudyResult:
-    cfg = from_dict(ToyConfig, config, where="toy")
+    cfg = CONTRACT.settings_of(config, where="toy")
     tasks = split_digits(n_tasks=cfg.n_tasks, class_order_seed=seed)
     means: dict[int, np.ndarray] = {}
     R = np.zeros((len(tasks), len(tasks)))

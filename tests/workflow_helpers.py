@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,3 +70,33 @@ def make_toy_repo(dest: Path) -> Path:
     (dest / "params.yaml").write_text(TOY_PARAMS)
     run(["git", "init", "-q"], dest)
     return dest
+
+
+def toy_params_file(dest: Path) -> Path:
+    """params.yaml of the toy profile at ``dest`` (for in-process tests that point pipelines.dag at it)."""
+    path = dest / "params.yaml"
+    path.write_text(TOY_PARAMS)
+    return path
+
+
+def make_toy_records(dest: Path) -> Path:
+    """Run the toy profile's four cells in this process into ``dest``/results/toy/runs (about 3 s)."""
+    from circadian_core.runner import run_cell
+    from pipelines.dag import load_profile
+
+    profile = load_profile("toy", toy_params_file(dest))
+    for cell in profile.cells():
+        run_cell(profile.studies[cell.study].entry, profile.studies[cell.study].config(cell.variant),
+                 study=cell.study, variant=cell.variant, seed=cell.seed, device="cpu",
+                 out=dest / profile.run_path(cell.study, cell.variant, cell.seed))
+    return dest / "results"
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    block = stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = {}
+    for line in block.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts

@@ -10,7 +10,7 @@ A report module in this package defines
   (default ``results_<module name>``); ``ORDER`` (optional int) places it in the paper.
 
 Modules are run only when at least one of their studies is in the profile, and only their results
-sections are put in the paper (paper/generated/sections.tex).
+sections are put in the paper (paper/generated/<profile>/sections.tex).
 """
 
 from __future__ import annotations

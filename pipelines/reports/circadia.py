@@ -162,7 +162,8 @@ def _ablation_table(ctx: ReportContext) -> None:
         p = ("circadia", "abl", variant)
 
         def cell(metric: str, fmt: str, p=p, variant=variant) -> str:
-            return ctx.macro((*p, metric), ctx.val(STUDY, variant, metric), fmt, source=f"{ctx.profile}:circadia/{variant}/{metric} mean")
+            return ctx.number_or((*p, metric), ctx.val(STUDY, variant, metric), fmt,
+                                 source=f"{ctx.profile}:circadia/{variant}/{metric} mean")
 
         loss = ctx.mean_pm((*p, "heldout"), STUDY, variant, "heldout_loss_final")
         rows.append([label, cell("heldout_loss_delta", "+.3f"), loss, cell("harness_final", ".2f"), cell("harness_delta", "+.2f"),

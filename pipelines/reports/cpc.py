@@ -249,8 +249,8 @@ def _summary(ctx: ReportContext) -> None:
         variant = f"{profile}-circadian"
         if _has(ctx, "cpc_shift", variant):
             for m in ("spread_held_b", "plateau_held_b"):
-                ctx.macro(("cpc", profile, m.replace("_b", ""), "pct"), 100 * ctx.val("cpc_shift", variant, m), ".0f",
-                          source=f"{ctx.profile}:cpc_shift/{variant}/{m} mean x 100")
+                ctx.number_or(("cpc", profile, m.replace("_b", ""), "pct"), 100 * ctx.val("cpc_shift", variant, m), ".0f",
+                              source=f"{ctx.profile}:cpc_shift/{variant}/{m} mean x 100", missing="n/a")
 
 
 # ---- every comparison the text states, paired ----------------------------------------------------------

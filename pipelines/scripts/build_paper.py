@@ -1,18 +1,24 @@
-"""Build paper/build/main.pdf with latexmk: ``python -m pipelines.scripts.build_paper``.
+"""Build paper/build/<profile>/main.pdf with latexmk: ``python -m pipelines.scripts.build_paper [--profile mini]``.
 
-The paper \\input{}s only generated files (paper/generated/), so this stage runs after aggregate
-and figures. Missing TeX gives one error naming the packages to install.
+The paper \\input{}s only generated files of its profile (paper/generated/<profile>/, passed to
+main.tex as ``\\genroot`` through latexmk's ``-usepretex``), so this stage runs after aggregate and
+figures, and one profile's PDF never overwrites another's. Missing TeX gives one error naming the
+packages to install. Then every generated macro must appear in the PDF's text, and a blank or
+``n/a`` macro is an error unless its report declared it as text (``ctx.text``).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.dag import ROOT
+from pipelines.dag import ROOT, Profile, load_profile
+from pipelines.reports.context import TEXT_MARK
+from pipelines.scripts.errors import add_debug_flag, fail
 
 TEX_HINT = (
     "latexmk not found: install TeX Live (make tex, or apt-get install latexmk texlive-latex-base "
@@ -20,7 +26,7 @@ TEX_HINT = (
 )
 
 
-MACRO = re.compile(r"^\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}(?:\s*%.*)?$")
+MACRO = re.compile(r"^\\newcommand\{\\([A-Za-z]+)\}\{(.*?)\}(?:\s+%\s*(.*))?$")
 
 
 def pdf_text(pdf: Path) -> str:
@@ -31,13 +37,23 @@ def pdf_text(pdf: Path) -> str:
     return " ".join(out.stdout.split())
 
 
-def read_macros(path: Path) -> dict[str, str]:
+def read_macro_lines(path: Path) -> dict[str, tuple[str, str]]:
+    """{name: (value, comment)} of a generated macros.tex (the comment holds the source and [text])."""
     macros = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         m = MACRO.match(line.strip())
         if m:
-            macros[m.group(1)] = m.group(2)
+            macros[m.group(1)] = (m.group(2), m.group(3) or "")
     return macros
+
+
+def read_macros(path: Path) -> dict[str, str]:
+    return {name: value for name, (value, _) in read_macro_lines(path).items()}
+
+
+def declared_text(path: Path) -> set[str]:
+    """The macros their reports declared as words (``ctx.text``), marked in macros.tex."""
+    return {name for name, (_, comment) in read_macro_lines(path).items() if comment.startswith(TEXT_MARK)}
 
 
 _TEX_TEXT = (("$\\times$", "\u00d7"), ("\\times", "\u00d7"), ("$\\pm$", "\u00b1"), ("\\pm", "\u00b1"),
@@ -51,14 +67,24 @@ def _as_typeset(value: str) -> str:
     return value
 
 
+def _blank(value: str) -> bool:
+    return not value.strip() or value.strip() == "n/a"
+
+
 def check_numbers(pdf: Path, macros_file: Path) -> list[str]:
-    """Problems: a generated value that does not appear in the PDF, or a missing generated file."""
+    """Problems: a blank or ``n/a`` number, a generated value missing from the PDF, a missing generated file."""
     text = pdf_text(pdf)
-    problems = [
-        f"\\{name} = {value!r} is generated but not in the PDF text (quote it or stop generating it)"
-        for name, value in read_macros(macros_file).items()
-        if value and value != "n/a" and _as_typeset(value) not in text
-    ]
+    problems = []
+    for name, (value, comment) in read_macro_lines(macros_file).items():
+        is_text = comment.startswith(TEXT_MARK)
+        source = comment.removeprefix(TEXT_MARK).strip() or "no source recorded"
+        if _blank(value) and not is_text:
+            problems.append(
+                f"\\{name} = {value!r} is not a number (source: {source}): the results lack it; fix the report "
+                f"or its runs, or declare it as words in its report (ctx.text)"
+            )
+        elif not _blank(value) and _as_typeset(value) not in text:
+            problems.append(f"\\{name} = {value!r} is generated but not in the PDF text (quote it or stop generating it)")
     if "is missing: run the pipeline" in text or "is missing: run" in text:
         problems.append("the PDF shows a missing generated file: run the pipeline first")
     if "??" in text:
@@ -66,27 +92,45 @@ def check_numbers(pdf: Path, macros_file: Path) -> list[str]:
     return problems
 
 
-def main() -> int:
+def latexmk_command(profile: Profile) -> list[str]:
+    """latexmk in paper/: this profile's generated folder as ``\\genroot``, its own output folder."""
+    genroot = Path(profile.generated).relative_to("paper").as_posix() + "/"
+    outdir = Path(profile.build_dir).relative_to("paper").as_posix()
+    return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", f"-outdir={outdir}",
+            f"-usepretex=\\def\\genroot{{{genroot}}}", "main.tex"]
+
+
+def build(profile: Profile) -> int:
     if shutil.which("latexmk") is None:
         print(f"error: {TEX_HINT}", file=sys.stderr)
         return 2
     paper = ROOT / "paper"
-    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build", "main.tex"]
-    proc = subprocess.run(cmd, cwd=paper, capture_output=True, text=True)
+    proc = subprocess.run(latexmk_command(profile), cwd=paper, capture_output=True, text=True)
+    log = ROOT / profile.build_dir / "main.log"
     if proc.returncode != 0:
-        log = paper / "build" / "main.log"
         tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else proc.stdout.splitlines()[-40:]
         print("\n".join(tail), file=sys.stderr)
         print(f"error: latexmk failed (full log: {log})", file=sys.stderr)
         return proc.returncode
-    pdf = paper / "build" / "main.pdf"
-    problems = check_numbers(pdf, paper / "generated" / "macros.tex")
+    pdf = ROOT / profile.pdf
+    problems = check_numbers(pdf, ROOT / profile.macros_tex)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if problems:
         return 1
-    print(f"paper -> {pdf} (every generated number appears in it)")
+    print(f"paper -> {profile.pdf} (every generated number appears in it)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--profile")
+    add_debug_flag(ap)
+    args = ap.parse_args(argv)
+    try:
+        return build(load_profile(args.profile))
+    except Exception as err:  # one line on stderr; the traceback under --debug
+        return fail(err, args.debug)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Render every report's figures: PDF into paper/generated/figures, PNG into results/<profile>/figures.
+"""Render every report's figures: PDF into paper/generated/<profile>/figures, PNG into results/<profile>/figures.
 
-``python -m pipelines.scripts.figures [--profile mini]``
+``python -m pipelines.scripts.figures [--profile mini]``. Records are checked as for aggregate;
+both folders are built in temporary siblings and swapped into place only when every figure is
+drawn, so a failing report leaves the previous figures as they were.
 """
 
 from __future__ import annotations
@@ -14,32 +16,41 @@ matplotlib.use("Agg")
 
 import seaborn as sns
 
-from pipelines.dag import load_profile
-from pipelines.reports import report_modules
-from pipelines.scripts.aggregate import _fresh, build_context
+from pipelines.dag import ROOT, Profile, load_profile
+from pipelines.reports import ReportContext, report_modules
+from pipelines.scripts.aggregate import build_context
+from pipelines.scripts.errors import add_debug_flag, fail
+from pipelines.scripts.staging import Staging
+
+
+def run(profile: Profile) -> tuple[ReportContext, int]:
+    """Draw every figure of ``profile`` (all-or-nothing); returns the context and the number of reports drawn."""
+    ctx = build_context(profile, figures=True)
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
+    matplotlib.rcParams["pdf.fonttype"] = 42
+    n = 0
+    with Staging() as stage:
+        ctx.figures_dir = stage.folder(ROOT / profile.generated_figures)
+        ctx.png_dir = stage.folder(ROOT / profile.figures)
+        for mod in report_modules():
+            if hasattr(mod, "figures") and any(ctx.has(s) for s in mod.STUDIES):
+                mod.figures(ctx)
+                n += 1
+    ctx.figures_dir, ctx.png_dir = ROOT / profile.generated_figures, ROOT / profile.figures
+    return ctx, n
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--profile")
+    add_debug_flag(ap)
     args = ap.parse_args(argv)
-    profile = load_profile(args.profile)
     try:
-        ctx = build_context(profile, figures=True)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    assert ctx.figures_dir is not None and ctx.png_dir is not None
-    _fresh(ctx.figures_dir)
-    _fresh(ctx.png_dir)
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
-    matplotlib.rcParams["pdf.fonttype"] = 42
-    n = 0
-    for mod in report_modules():
-        if hasattr(mod, "figures") and any(ctx.has(s) for s in mod.STUDIES):
-            mod.figures(ctx)
-            n += 1
-    print(f"figures of {n} report(s) -> {ctx.figures_dir} and {ctx.png_dir}")
+        profile = load_profile(args.profile)
+        _, n = run(profile)
+    except Exception as err:  # one line on stderr; the traceback under --debug
+        return fail(err, args.debug)
+    print(f"figures of {n} report(s) -> {profile.generated_figures} and {profile.figures}")
     return 0
 
 

@@ -119,3 +119,23 @@ def test_cifar_reads_torchvision_layout(tmp_path):
     assert ds.x_test.shape == (10, 32, 32, 3)
     assert np.bincount(ds.y_train).tolist() == [5] * 10
     assert ds.classes[3] == "c3"
+
+
+def test_a_corrupt_file_offline_is_not_told_to_download_again(tmp_path, monkeypatch):
+    dest = tmp_path / "file.bin"
+    dest.write_bytes(b"corrupt")
+    monkeypatch.setenv("CIRCADIAN_OFFLINE", "1")
+    with pytest.raises(ChecksumError) as info:
+        fetch("https://example.invalid/file.bin", dest, "0" * 64)
+    assert "rerun to download" not in str(info.value)
+    assert "download https://example.invalid/file.bin on a machine with network access" in str(info.value)
+    assert dest.read_bytes() == b"corrupt"
+
+
+def test_network_available_is_false_offline_and_for_unreachable_hosts(monkeypatch, tmp_path):
+    from circadian_core.datasets.download import network_available
+
+    assert network_available(tmp_path.as_uri())
+    assert not network_available((tmp_path / "absent").as_uri())
+    monkeypatch.setenv("CIRCADIAN_OFFLINE", "1")
+    assert not network_available(tmp_path.as_uri())

@@ -57,3 +57,14 @@ def test_torch_is_put_in_deterministic_warn_only_mode():
         assert torch.equal(a, torch.rand(3))
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_a_negative_seed_is_one_error_naming_its_key():
+    from circadian_core.config import ConfigError
+    from circadian_core.seeding import check_seed
+
+    assert check_seed(np.int64(7)) == 7
+    with pytest.raises(ConfigError, match=r"seed -1 \(params.yaml studies.x.seeds\): .*non-negative.*fix params.yaml"):
+        seed_everything(-1, where="params.yaml studies.x.seeds")
+    with pytest.raises(TypeError, match=r"seed True \(the seed argument\)"):
+        check_seed(True)

@@ -118,6 +118,13 @@ def test_set_threads_caps_env_and_torch(monkeypatch):
     assert "OMP_NUM_THREADS" not in os.environ
     set_threads(1)
     assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    torch = pytest.importorskip("torch")  # torch is an optional dependency of circadian-core
+    before = torch.get_num_threads()
+    try:
+        set_threads(2)
+        assert torch.get_num_threads() == 2 and os.environ["MKL_NUM_THREADS"] == "2"
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_require_artifact_names_the_fix(tmp_path):

@@ -106,11 +106,15 @@ def test_failed_download_is_one_clear_error(empty_hub, monkeypatch):
         build_backbone("resnet18", "imagenet")
 
 
-def test_corrupt_cached_weights_are_reported_not_used(empty_hub):
+@pytest.mark.parametrize("online, fix", [(True, "delete it and rerun"), (False, "offline: replace it by hand")])
+def test_corrupt_cached_weights_are_reported_not_used(empty_hub, monkeypatch, online, fix):
+    from circadian_core.datasets import download
+
+    monkeypatch.setattr(download, "network_available", lambda url, timeout=2.0: online)
     bad = empty_hub / "checkpoints" / "resnet18-f37072fd.pth"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ChecksumError, match="delete it and rerun"):
+    with pytest.raises(ChecksumError, match=fix):
         build_backbone("resnet18", "imagenet")
     assert bad.exists()  # nothing the user placed is deleted
 

@@ -22,7 +22,7 @@ from circadian_core.record import (
     package_versions,
     write_json_atomic,
 )
-from circadian_core.seeding import seed_everything
+from circadian_core.seeding import check_seed, seed_everything
 
 StudyFn = Callable[..., StudyResult]
 
@@ -106,13 +106,15 @@ def run_cell(
     declaration before anything is written; the record carries the contract's version.
     ``threads`` caps the CPU threads of the cell (:func:`set_threads`).
     """
+    seed_key = f"params.yaml studies.{study}.seeds"
+    check_seed(seed, seed_key)
     set_threads(threads)
     fn = resolve_entry(entry)
     contract: Contract | None = contract_for(entry) if isinstance(entry, str) else None
     if contract is not None and contract.settings is not None:
         contract.settings_of(config, where=f"{study}/{variant}")
     resolved_device = pick_device(device)
-    seed_everything(seed, only_loaded=True)
+    seed_everything(seed, only_loaded=True, where=seed_key)
     t0 = time.perf_counter()
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)

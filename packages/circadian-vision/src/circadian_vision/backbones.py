@@ -158,9 +158,13 @@ def _imagenet_state_dict(name: str, *, progress: bool = True) -> tuple[dict[str,
     if cached.exists():
         digest = file_digest(cached, "sha256")
         if not digest.startswith(prefix):
+            from circadian_core.datasets.download import network_available
+
+            fix = ("delete it and rerun to download again" if network_available(url)
+                   else f"this machine is offline: replace it by hand ({by_hand})")
             raise ChecksumError(
                 f"{cached}: sha256 {digest[:8]}... does not start with {prefix} as torchvision expects; "
-                "the file is corrupt: delete it and rerun to download again"
+                f"the file is corrupt: {fix}"
             )
     elif os.environ.get("CIRCADIAN_OFFLINE") == "1":
         raise BackboneUnavailableError(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -29,12 +31,40 @@ def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def _check(path: Path, checksum: str, algorithm: str) -> None:
+def network_available(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``url``'s host answers a TCP connection now (False under ``CIRCADIAN_OFFLINE=1``).
+
+    Only asked on an error path, to tell the user a fix that works where they are: a machine
+    without network cannot "rerun to download again".
+    """
+    if os.environ.get("CIRCADIAN_OFFLINE") == "1":
+        return False
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        return Path(urllib.request.url2pathname(parts.path)).exists()
+    if not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _check(path: Path, checksum: str, algorithm: str, url: str, *, online: bool | None = None) -> None:
     actual = file_digest(path, algorithm)
     if actual != checksum:
+        if online is None:
+            online = network_available(url)
+        fix = (
+            "delete it and rerun to download it again, or place the right file there"
+            if online
+            else f"this machine cannot download it: delete it, download {url} on a machine with network "
+            f"access and place that file at {path}"
+        )
         raise ChecksumError(
-            f"{path}: {algorithm} is {actual}, expected {checksum}. The file is corrupt or a "
-            f"different release: delete it and rerun to download again, or place the right file there"
+            f"{path}: {algorithm} is {actual}, expected {checksum}. The file is corrupt or a different release: {fix}"
         )
 
 
@@ -55,7 +85,7 @@ def fetch(
     """
     dest = Path(dest)
     if dest.exists():
-        _check(dest, checksum, algorithm)
+        _check(dest, checksum, algorithm, url)
         return dest
     by_hand = (
         f"download {url} on a machine with network access and place it at {dest} "
@@ -73,7 +103,7 @@ def fetch(
                 while chunk := resp.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
-        _check(tmp, checksum, algorithm)
+        _check(tmp, checksum, algorithm, url, online=True)
         shutil.move(tmp, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         tmp.unlink(missing_ok=True)
