@@ -46,25 +46,31 @@ def test_params_yaml_has_no_anchors_aliases_or_merge_keys():
     assert not (anchors or aliases or merges), "use `extends: <path>` instead of YAML anchors (README: The pipeline)"
 
 
-def test_dvc_rewrite_of_params_keeps_the_inheritance(tmp_path):
-    """`dvc exp run -S` rewrites params.yaml with DVC's own YAML writer; afterwards the studies that
-    extend the edited section still follow it, and nothing else changed."""
-    from dvc.utils.serialize import modify_yaml
+def dvc_set_param(params: Path, override: str) -> Path:
+    """What `dvc exp run -S <override>` does to params.yaml (DVC's own code); returns a copy of the
+    result under a new name (params files are cached by path)."""
+    from dvc.utils.hydra import apply_overrides
 
+    apply_overrides(params, [override])
+    out = params.with_name(f"{params.stem}.{abs(hash(override))}.yaml")
+    shutil.copy2(params, out)
+    return out
+
+
+def test_dvc_set_param_keeps_the_inheritance(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml (every value written back through OmegaConf); with YAML
+    anchors that turned `heads_ablation`'s merged keys into copies, so a later edit of `heads.base`
+    no longer reached it. With `extends`, two successive -S edits of heads.base both reach it."""
     params = tmp_path / "params.yaml"
     shutil.copy2(ROOT / "params.yaml", params)
     before = resolved(params)
-    epochs = before["mini"]["studies"]["heads"]["configs"]["backprop"]["epochs"] + 7
-    with modify_yaml(params) as data:  # what `-S profiles.mini.studies.heads.base.epochs=...` does
-        data["profiles"]["mini"]["studies"]["heads"]["base"]["epochs"] = epochs
-    rewritten = tmp_path / "rewritten.yaml"  # a new path: params files are cached by path
-    shutil.copy2(params, rewritten)
-    after = resolved(rewritten)
-    for profile in ("mini",):
-        for study in ("heads", "heads_ablation"):
-            for variant, config in after[profile]["studies"][study]["configs"].items():
-                assert config["epochs"] == epochs, (study, variant)
-                config["epochs"] = before[profile]["studies"][study]["configs"][variant]["epochs"]
+    epochs = before["mini"]["studies"]["heads"]["configs"]["backprop"]["epochs"]
+    dvc_set_param(params, f"profiles.mini.studies.heads.base.epochs={epochs + 7}")
+    after = resolved(dvc_set_param(params, f"profiles.mini.studies.heads.base.epochs={epochs + 9}"))
+    for study in ("heads", "heads_ablation"):
+        for variant, config in after["mini"]["studies"][study]["configs"].items():
+            assert config["epochs"] == epochs + 9, (study, variant)
+            config["epochs"] = before["mini"]["studies"][study]["configs"][variant]["epochs"]
     assert after == before  # nothing but those epochs moved
 
 
