@@ -8,6 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONPATH := $(abspath .)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export MPLBACKEND := Agg
 JOBS ?= all
+NCORES := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
 PACKAGES := packages/circadian-core packages/circadian-vision packages/hal-sleep-wake packages/circadia
 STAMP := $(VENV)/.installed
 TEX_DEBS := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra \
@@ -49,9 +50,14 @@ dvc-yaml: setup
 # `dvc commit` of the profile's pipeline file then records it in its dvc.lock, so `dvc repro` of that
 # file afterwards is a no-op. `dvc repro` alone reproduces everything too, only slower.
 # PROFILE=paper picks another profile (default: params.yaml's `profile`).
+# Cells start warm (pipelines/scripts/warm.py: torch & co. imported once, a fork per cell job; each cell
+# is still its own job), and Snakemake's log goes through pipelines/scripts/progress.py, which prints
+# a progress line with an ETA after every job and the time per rule at the end.
 repro: setup tex
 	$(BIN)/python -m pipelines.scripts.dvcgen --check || $(BIN)/python -m pipelines.scripts.dvcgen
-	$(BIN)/snakemake --profile pipelines/profiles/local --cores $(JOBS) --quiet rules $(if $(PROFILE),--config profile=$(PROFILE))
+	set -o pipefail; $(BIN)/python -m pipelines.scripts.warm run -- \
+		$(BIN)/snakemake --profile pipelines/profiles/local --cores $(JOBS) $(if $(PROFILE),--config profile=$(PROFILE)) 2>&1 \
+		| $(BIN)/python -m pipelines.scripts.progress --brief --cores $(if $(filter all,$(JOBS)),$(NCORES),$(JOBS))
 	$(BIN)/dvc commit --force --quiet $$($(BIN)/python -m pipelines.scripts.dvcgen --file-of $(or $(PROFILE),default))
 	@$(BIN)/python -m pipelines.scripts.dvcgen --summary-of $(or $(PROFILE),default)
 

@@ -50,31 +50,38 @@ def _mini_artifact(name: str) -> dict:
 
 @pytest.mark.slow
 def test_rebuilt_vision_and_hal_artifacts_are_byte_identical(tmp_path):
-    """digits_cnn (fewer epochs), the plastic brain's feature bank on it and hal's Split-Digits
-    tensors, each built twice under different temporary names, as build_artifact does."""
+    """digits_cnn (fewer epochs), the heads' feature cache and the plastic brain's feature bank on it
+    and hal's Split-Digits tensors, each built twice under different temporary names, as
+    build_artifact does."""
     from circadian_core.runner import resolve_entry, set_threads
     from circadian_core.seeding import seed_everything
 
     set_threads(1)
     cnn = _mini_artifact("digits_cnn")
+    heads = _mini_artifact("digits_features")
     plastic = _mini_artifact("plastic_digits_features")
     hal = _mini_artifact("hal_digits")
-    built: dict[str, list[str]] = {"cnn": [], "plastic": [], "hal": []}
+    built: dict[str, list[str]] = {"cnn": [], "heads": [], "plastic": [], "hal": []}
     for run in ("a", "b"):
         where = tmp_path / run
         where.mkdir()
         seed_everything(0)
         cnn_out = where / f".digits_cnn.pt.{run}.building"
         resolve_entry(cnn["entry"])({**cnn["config"], "epochs": 2}, out=cnn_out, device="cpu", artifacts={})
+        heads_out = where / f".digits_features.pt.{run}.building"
+        resolve_entry(heads["entry"])(heads["config"], out=heads_out, device="cpu", artifacts={"digits_cnn": cnn_out})
         feats_out = where / f".plastic.pt.{run}.building"
         resolve_entry(plastic["entry"])(plastic["config"], out=feats_out, device="cpu", artifacts={"digits_cnn": cnn_out})
         hal_out = where / f"hal_digits.{run}.npz"
         resolve_entry(hal["entry"])(hal["config"], out=hal_out, device="cpu", artifacts={})
         built["cnn"].append(md5(cnn_out))
+        built["heads"].append(md5(heads_out))
         built["plastic"].append(md5(feats_out))
         built["hal"].append(md5(hal_out))
     for name, digests in built.items():
         assert digests[0] == digests[1], f"{name} differs between two builds"
-    blob = torch.load(feats_out, weights_only=True)
-    assert not any(k.endswith("_s") for k in blob["info"]), blob["info"]  # no timing inside
+    for out in (heads_out, feats_out):
+        blob = torch.load(out, weights_only=True)
+        assert not any(k.endswith("_s") or "per_s" in k for k in blob["info"]), blob["info"]  # no timing inside
+        assert "seconds" not in blob
     assert np.isfinite(blob["x_train"].numpy()).all()

@@ -66,7 +66,6 @@ def _setting(ctx: ReportContext) -> dict[str, Any]:
         "epochs": rec.settings.epochs,
         "seeds": len({r.seed for r in recs}),
         "device": rec.raw["device"].split(":")[0],
-        "extract_rate": rec.info.features["extract"]["images_per_s"],
     }
 
 
@@ -88,8 +87,6 @@ def tables(ctx: ReportContext) -> None:
     ctx.macro(("heads", "epochs"), s["epochs"], "d", source="heads config epochs")
     ctx.macro(("heads", "seeds"), s["seeds"], "d", source=f"{src}: number of seeds")
     ctx.macro(("heads", "device"), s["device"], source=f"{src}: device")
-    ctx.macro(("heads", "extract", "rate"), s["extract_rate"], ",.0f",
-              source="feature-cache artifact: backbone images/s (recorded in the heads records)")
     ctx.macro(("heads", "protocol", "verdict"),
               "the setting of the prototype, so its published accuracies are set beside ours in Table~\\ref{tab:heads}"
               if s["proto"] else "not the setting of the prototype (CIFAR-100 on ImageNet ResNet-50 features), so its "

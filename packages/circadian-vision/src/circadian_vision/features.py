@@ -64,6 +64,7 @@ class FeatureSet:
     key: str
     spec: dict[str, Any]
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0  # extraction wall time in this process; never saved (an artifact holds no timings)
 
     @property
     def feature_dim(self) -> int:
@@ -137,12 +138,10 @@ def compute_features(
             "batch_size": spec.batch_size,
             "source": dataclasses.asdict(spec),  # to rebuild images + backbone (fine-tuning bypasses the cache)
         },
-        info={
-            "extract_s": seconds,
-            "images": len(data.y_train) + len(data.y_test),
-            "images_per_s": (len(data.y_train) + len(data.y_test)) / max(seconds, 1e-9),
-            "device": device,
-        },
+        # no timings in the artifact: its bytes must not change from one build to the next (the
+        # extraction speed is measured by benchmarks/heads.py and printed in the build log)
+        info={"images": len(data.y_train) + len(data.y_test), "device": device},
+        seconds=seconds,
     )
 
 
@@ -160,6 +159,7 @@ def save_features(fs: FeatureSet, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": FORMAT, **dataclasses.asdict(fs)}
+    blob.pop("seconds")
     from circadian_core.artifacts import save_torch  # bytes independent of the (temporary) file name
 
     save_torch(blob, path)
@@ -211,5 +211,5 @@ def build_feature_artifact(
     print(
         f"features {fs.spec['backbone']['name']} on {spec.dataset.get('name')}: "
         f"train {tuple(fs.x_train.shape)}, test {tuple(fs.x_test.shape)}, key {fs.key[:12]}, "
-        f"{fs.info['images_per_s']:.0f} images/s"
+        f"{fs.info['images'] / max(fs.seconds, 1e-9):.0f} images/s"
     )
