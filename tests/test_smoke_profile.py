@@ -13,7 +13,7 @@ from circadian_core.config import ConfigError
 from pipelines import dag
 from pipelines.scripts import dvcgen
 from pipelines.scripts.check_targets import TARGETS, check, load_targets
-from tests.workflow_helpers import BIN, ROOT, run
+from tests.workflow_helpers import BIN, ROOT, dvc_outputs, run, snakemake_outputs
 
 DOWNLOADED_DATA = {"cifar10", "cifar100"}
 # what the smoke profile may change in a study of `paper` (sizes, step counts, the stand-in inputs):
@@ -78,14 +78,8 @@ def test_smoke_downloads_nothing():
 def test_both_engines_name_the_same_smoke_runs(profile):
     """`snakemake -n` (the DAG of the default target) and the generated DVC stages agree cell by cell."""
     p = dag.load_profile(profile)
-    proc = run([str(BIN / "snakemake"), "--summary", "--config", f"profile={profile}"], ROOT)
-    rows = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
-    header, *body = rows
-    i, j = header.index("output_file"), header.index("rule")
-    snake = {r[i]: r[j] for r in body}
-    stages = dvcgen.build(p)["stages"]
-    dvc = {next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])}
-    assert set(snake) == dvc
+    snake = snakemake_outputs(ROOT, "--config", f"profile={profile}")
+    assert set(snake) == dvc_outputs(dvcgen.build(p)["stages"])
     assert {path for path, rule in snake.items() if rule == "run_cell"} == set(p.run_paths())
     dry = run([str(BIN / "snakemake"), "-n", "--forceall", "--cores", "4", f"{p.results}/targets.json",
                "--config", f"profile={profile}"], ROOT)

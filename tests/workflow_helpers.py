@@ -100,3 +100,20 @@ def job_counts(stdout: str) -> dict[str, int]:
         if m and m.group(1) != "total":
             counts[m.group(1)] = int(m.group(2))
     return counts
+
+
+def snakemake_outputs(cwd, *extra: str) -> dict[str, str]:
+    """output file -> rule, from `snakemake --summary` (the whole DAG of the default target)."""
+    proc = run([str(BIN / "snakemake"), "--summary", *extra], cwd)
+    rows = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
+    header, *body = rows
+    i, j = header.index("output_file"), header.index("rule")
+    return {r[i]: r[j] for r in body}
+
+
+def dvc_outputs(stages: dict) -> set[str]:
+    outs = set()
+    for stage in stages.values():
+        for out in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
+            outs.add(next(iter(out)) if isinstance(out, dict) else out)
+    return outs

@@ -43,12 +43,23 @@ IGNORED_SUFFIXES = (".pyc", ".pyo")
 
 
 def package_source(entry: str) -> str:
-    """'circadian_vision.studies.x:run' -> 'packages/circadian-vision/src/circadian_vision'."""
+    """'circadian_vision.studies.x:run' -> 'packages/circadian-vision/src/circadian_vision'.
+
+    Outside a full checkout (a workflow copied to a cluster's scratch folder without packages/,
+    the packages installed), the installed package's folder, as an absolute path.
+    """
     top = entry.split(":", 1)[0].split(".", 1)[0]
     for path in (f"packages/{top.replace('_', '-')}/src/{top}", top):
         if (ROOT / path).is_dir():
             return path
-    raise FileNotFoundError(f"entry {entry!r}: no source folder packages/.../src/{top} or {top}/")
+    import importlib.util
+
+    spec = importlib.util.find_spec(top)
+    if spec is not None and spec.submodule_search_locations:
+        return str(Path(next(iter(spec.submodule_search_locations))).resolve())
+    raise FileNotFoundError(
+        f"entry {entry!r}: no source folder packages/.../src/{top} or {top}/, and {top!r} is not installed"
+    )
 
 
 @cache
