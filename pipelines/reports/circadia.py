@@ -163,7 +163,7 @@ def _ablation_table(ctx: ReportContext) -> None:
 
         def cell(metric: str, fmt: str, p=p, variant=variant) -> str:
             return ctx.number_or((*p, metric), ctx.val(STUDY, variant, metric), fmt,
-                                 source=f"{ctx.profile}:circadia/{variant}/{metric} mean")
+                                 source=f"{ctx.profile}:circadia/{variant}/{metric} mean", missing="n/a")
 
         loss = ctx.mean_pm((*p, "heldout"), STUDY, variant, "heldout_loss_final")
         rows.append([label, cell("heldout_loss_delta", "+.3f"), loss, cell("harness_final", ".2f"), cell("harness_delta", "+.2f"),

@@ -242,7 +242,7 @@ class ReportContext:
         return self.macros.text(parts, value, source)
 
     def number_or(self, parts: tuple[str, ...] | list[str] | str, value: Any, fmt: str = ".3f", source: str = "",
-                  *, missing: str = "--") -> str:
+                  *, missing: str = "n/a") -> str:
         """A number macro, or where ``value`` is None/NaN (a quantity a variant does not have: the dream
         validity of a run without dreams) a macro declared as the text ``missing``."""
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
