@@ -5,7 +5,9 @@
     python benchmarks/repro.py --cores 2 --profile mini --out results/benchmarks/repro.json
 
 What ``make repro`` runs, minus the setup (venv, TeX Live) and ``dvc commit``: ``snakemake --profile
-pipelines/profiles/local --cores N`` for the profile. By default in a fresh ``git clone`` of HEAD
+pipelines/profiles/local --cores N`` for the profile, with cells started warm
+(pipelines/scripts/warm.py) as make repro does; ``--cold`` without the warm server, and
+``--compare-cold`` both, one after the other in two fresh clones, with their ratio. By default in a fresh ``git clone`` of HEAD
 (committed work only; artifacts are rebuilt, as on a reader's machine), removed afterwards unless
 ``--keep``. Progress lines with an ETA are printed while it runs (pipelines/scripts/progress.py;
 ``--history`` seeds the ETA with an earlier JSON). Writes JSON (default
@@ -66,11 +68,13 @@ def cell_seconds(repo: Path, profile_name: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def run(repo: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run(repo: Path, args: argparse.Namespace, *, warm: bool = True) -> dict[str, Any]:
     from pipelines.scripts.progress import RunLog, follow, history_from, render_summary
 
     cmd = [str(Path(sys.executable).parent / "snakemake"), "--profile", "pipelines/profiles/local",
            "--cores", str(args.cores)]
+    if warm:
+        cmd = [sys.executable, "-m", "pipelines.scripts.warm", "run", "--", *cmd]
     if args.forceall:
         cmd.append("--forceall")
     env = environment(repo)
@@ -83,8 +87,21 @@ def run(repo: Path, args: argparse.Namespace) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     summary = log.summary()
     print(render_summary(summary))
-    return {"snakemake_command": " ".join(cmd[1:]), "returncode": proc.returncode, "wall_s": wall,
+    return {"snakemake_command": " ".join(cmd[1:]), "warm": warm, "returncode": proc.returncode, "wall_s": wall,
             "progress": summary, "cell_compute_s": cell_seconds(repo, args.profile)}
+
+
+def one(args: argparse.Namespace, *, warm: bool) -> dict[str, Any]:
+    """One run, in a fresh clone (removed afterwards unless --keep) or in place."""
+    scratch = None if args.in_place else Path(tempfile.mkdtemp(prefix="circadian-repro-"))
+    repo = ROOT if scratch is None else clone(scratch / "repo")
+    try:
+        return run(repo, args, warm=warm)
+    finally:
+        if scratch is not None and not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+        elif scratch is not None:
+            print(f"clone kept at {repo}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,24 +113,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the fresh clone (its path is printed)")
     ap.add_argument("--history", help="an earlier repro.json, for the first ETA estimates")
     ap.add_argument("--verbose", action="store_true", help="show Snakemake's log too, not only progress lines")
+    ap.add_argument("--cold", action="store_true", help="start every cell cold (no warm server)")
+    ap.add_argument("--compare-cold", action="store_true",
+                    help="run warm, then cold, each in a fresh clone, and record both and their ratio")
     ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "repro.json"))
     args = ap.parse_args(argv)
+    if args.compare_cold and args.in_place:
+        ap.error("--compare-cold needs fresh clones (drop --in-place)")
     from circadian_core.record import benchmark_header, write_json_atomic
 
     load_before, started = os.getloadavg()[0], time.perf_counter()
-    scratch = None if args.in_place else Path(tempfile.mkdtemp(prefix="circadian-repro-"))
-    repo = ROOT if scratch is None else clone(scratch / "repo")
-    try:
-        result = run(repo, args)
-    finally:
-        if scratch is not None and not args.keep:
-            shutil.rmtree(scratch, ignore_errors=True)
-        elif scratch is not None:
-            print(f"clone kept at {repo}")
+    result = one(args, warm=not args.cold)
+    if args.compare_cold:
+        cold = one(args, warm=False)
+        result["cold"] = {k: cold[k] for k in ("snakemake_command", "returncode", "wall_s", "progress", "cell_compute_s")}
+        result["cold_over_warm"] = cold["wall_s"] / result["wall_s"]
+        print(f"cold {cold['wall_s']:.0f}s / warm {result['wall_s']:.0f}s = {result['cold_over_warm']:.2f}x")
     command = "python benchmarks/repro.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = {**benchmark_header("repro/" + args.profile, command.strip(), "cpu", load_before=load_before,
                               started=started),
-           "profile": args.profile, "cores": args.cores, "fresh_clone": scratch is not None, **result}
+           "profile": args.profile, "cores": args.cores, "fresh_clone": not args.in_place, **result}
     path = write_json_atomic(args.out, out)
     status = "ok" if result["returncode"] == 0 else f"snakemake failed ({result['returncode']})"
     print(f"{status}: {args.profile} reproduction in {result['wall_s']:.0f}s on {args.cores} core(s) -> {path}")
