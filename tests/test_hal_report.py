@@ -12,6 +12,7 @@ import pytest
 from circadian_core.config import ConfigError
 from hal_sleep_wake.config import load_config
 from hal_sleep_wake.studies import CONTRACT, ScenarioRun, ViewResult, metrics_of
+from pipelines.dag import ROOT as ROOT_DIR
 from pipelines.reports import Macros, ReportContext, report_modules
 from pipelines.reports import hal as report
 from pipelines.reports import hal_seqcl as seqcl_report
@@ -34,8 +35,9 @@ def _run(scenario: str, views: list[str]) -> ScenarioRun:
 
 def record(study: str, variant: str, seed: int, views: dict[str, list[list[float]]], config: dict,
            continual: bool = True, tasks: list[str] | None = None) -> dict:
-    vs = [ViewResult(v, "one-head" if study == "hal_seqcl" else v, m) for v, m in views.items()]
-    runs = [_run("one-head", list(views))] if study == "hal_seqcl" else [_run(v, [v]) for v in views]
+    one_head = study in ("hal_seqcl", "hal_seqmnist")
+    vs = [ViewResult(v, "one-head" if one_head else v, m) for v, m in views.items()]
+    runs = [_run("one-head", list(views))] if one_head else [_run(v, [v]) for v in views]
     info = {"tasks": tasks or ["digits 0,1", "digits 2,3"], "classes_per_task": [2, 2], "train_sizes": [10, 10],
             "test_sizes": [5, 5], "image_shape": [1, 8, 8], "method": config.get("method", "hal"),
             "continual": continual, "views": [dataclasses.asdict(v) for v in vs],
@@ -86,7 +88,7 @@ def ctx(tmp_path):
 def test_reports_are_discovered_and_share_the_packages_prefixes():
     mods = report_modules()
     assert report in mods and seqcl_report in mods
-    assert report.STUDIES == ("hal", "hal_extended") and seqcl_report.STUDIES == ("hal_seqcl",)
+    assert report.STUDIES == ("hal", "hal_extended") and seqcl_report.STUDIES == ("hal_seqcl", "hal_seqmnist")
     from hal_sleep_wake import config
 
     assert report.SCENARIO_PREFIX is config.SCENARIO_PREFIX  # declared once, in the package
@@ -159,15 +161,20 @@ SEQCL = {  # variant: (config, per-seed class-IL final row, task-IL final row)
 }
 
 
-def seqcl_records(tasks: list[str] | None = None, swap: bool = False) -> list[dict]:
+def seqcl_records(tasks: list[str] | None = None, swap: bool = False, study: str = "hal_seqcl",
+                  model: dict | None = None) -> list[dict]:
     out = []
     for v, (cfg, accs) in SEQCL.items():
+        if model is not None:
+            if v.endswith("one-forward"):
+                continue  # the BatchNorm diagnostic: not in the MLP study
+            cfg = {**cfg, "model": model}
         if swap and v in ("er-200", "derpp-200"):
             accs = SEQCL["derpp-200" if v == "er-200" else "er-200"][1]
         for s, a in enumerate(accs):
             joint = v == "joint"
             views = {"class": [[0.0 if joint else 1.0, 0.0], [a, a]], "task": [[0.5 if joint else 1.0, 0.5], [a + .2, a + .2]]}
-            out.append(record("hal_seqcl", v, s, views, {**cfg, "scenarios": ["one-head"]}, continual=not joint,
+            out.append(record(study, v, s, views, {**cfg, "scenarios": ["one-head"]}, continual=not joint,
                               tasks=tasks))
     return out
 
@@ -188,6 +195,26 @@ def test_seqcl_table_and_the_literatures_order(tmp_path):
     assert m["halSeqclOneForwardVsErVerdict"] == "above" and m["halSeqclOneForwardVsDerppDiff"] == "+8.7"
     used = set(re.findall(r"\\(hal[A-Za-z]+)", tex))
     assert used <= set(m), used - set(m)
+
+
+def test_seqmnist_has_its_own_table_macros_and_order_beside_seqcl(tmp_path):
+    """Mammoth's Seq-MNIST protocol (the MLP study) reports under its own prefix, next to hal_seqcl's, with
+    the MLP's hidden size and no ResNet width or norm; the one-forward diagnostic is not there."""
+    recs = seqcl_records() + seqcl_records(study="hal_seqmnist", swap=True, model={"arch": "mlp", "hidden": 100})
+    ctx = make_ctx(tmp_path, recs)
+    seqcl_report.tables(ctx)
+    m = ctx.macros.values
+    assert m["halSeqclOrderHolds"] == "holds" and m["halSeqmnistOrderHolds"] == "does not hold"
+    assert m["halSeqmnistOrderDerppErVerdict"] == "below" and m["halSeqclOrderDerppErVerdict"] == "above"
+    assert m["halSeqmnistHidden"] == "100" and "halSeqmnistWidth" not in m and "halSeqmnistNorm" not in m
+    assert "halSeqclHidden" not in m and m["halSeqclWidth"] == "8"
+    assert not any(k.startswith("halSeqmnistOneForward") for k in m)
+    tex = (ctx.tables_dir / "hal_seqmnist.tex").read_text()
+    assert "tab:hal-seqmnist" in tex and "MNIST network" in tex and "one forward" not in tex
+    assert set(re.findall(r"\\(hal[A-Za-z]+)", tex)) <= set(m)
+    text = (ROOT_DIR / "paper" / "sections" / "results_hal_seqcl.tex").read_text()
+    used = set(re.findall(r"\\(halSeqmnist[A-Z][A-Za-z]*)", text))
+    assert used and used <= set(m), used - set(m)
 
 
 def test_seqcl_order_that_fails_is_reported_as_failing(tmp_path):

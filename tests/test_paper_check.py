@@ -70,3 +70,18 @@ def test_declared_text_passes_and_numbers_must_still_be_in_the_pdf(tmp_path, mon
     assert _check(tmp_path, monkeypatch, m, "acc 0.500 and n/a") == []
     problems = _check(tmp_path, monkeypatch, m, "only n/a here")
     assert len(problems) == 1 and "\\acc = '0.500' is generated but not in the PDF" in problems[0]
+
+
+def test_a_long_phrase_split_by_a_page_break_is_found_a_number_or_short_phrase_is_not():
+    """A quoted sentence may end one page and go on after the page number and the next page's floats;
+    a number, or a phrase too short to tell apart, must appear whole."""
+    phrase = "not the setting of the prototype (CIFAR-100 on ImageNet ResNet-50 features), so its published accuracies"
+    words = phrase.split()
+    head, tail = " ".join(words[:9]), " ".join(words[9:])  # "... ImageNet" | "ResNet-50 features), ..."
+    page = f"this build is {head} 14 Table 8: Strength case 0.95 0.94 {tail} are not comparable"
+    assert build_paper.in_text(phrase, page)
+    assert not build_paper.in_text(phrase, page.replace(tail[:12], "x"))  # the rest must be there
+    far = f"this build is {head} 14 " + "filler " * 1000 + tail
+    assert not build_paper.in_text(phrase, far)  # too far after the head to be the same sentence
+    assert not build_paper.in_text("0.913", "0.91 3") and build_paper.in_text("0.913", "x 0.913 y")
+    assert not build_paper.in_text("does not hold", "the order does 12 Table 3 not hold")

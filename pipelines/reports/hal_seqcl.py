@@ -1,8 +1,11 @@
-"""hal_sleep_wake on Mammoth's protocol (study ``hal_seqcl``): the reference methods that set the scale.
+"""hal_sleep_wake on Mammoth's protocols: the reference methods that set the scale.
 
-Mini runs it on Split-Digits, the paper profile on Seq-CIFAR-10 (Buzzega et al. 2020, Mammoth): one
-shared head trained over all its logits, tested class-incremental and task-incremental from the same
-run. Records are read through the study's contract; numbers are percentages, as Mammoth prints them.
+``hal_seqcl`` is Mammoth's Seq-CIFAR-10 protocol (ResNet-18): mini runs it on Split-Digits, the paper
+profile on Seq-CIFAR-10 (Buzzega et al. 2020). ``hal_seqmnist`` (mini) is Mammoth's Seq-MNIST protocol
+(its MNIST MLP, batch 10, one epoch) on Split-Digits. Both: one shared head trained over all its logits,
+tested class-incremental and task-incremental from the same run. Records are read through the study's
+contract; numbers are percentages, as Mammoth prints them. Macros of ``hal_seqcl`` start ``halSeqcl``,
+those of ``hal_seqmnist`` ``halSeqmnist``.
 
 * ``hal_seqcl``: class-IL and task-IL ACC, class-IL forgetting and BWT per method (mean $\\pm$ 95%
   t-interval); on Seq-CIFAR-10 also Mammoth's published numbers (pipelines/reports/published.yaml);
@@ -24,7 +27,7 @@ from circadian_core.stats import PairedDifference, paired_difference, t_errorbar
 from pipelines.reports import ReportContext, latex_table
 from pipelines.reports.hal import matrix_frame, typed
 
-STUDIES = ("hal_seqcl",)
+STUDIES = ("hal_seqcl", "hal_seqmnist")
 ORDER = 41
 METHOD_LABELS = {"finetune": "SGD fine-tuning", "joint": "Joint (upper bound)", "lwf": "LwF", "er": "ER",
                  "derpp": "DER++", "agem": "A-GEM", "hal": "HAL (ours)", "ewc": "EWC"}
@@ -72,13 +75,25 @@ def _on_cifar10(recs: list[TypedRecord[Any, Any]]) -> bool:
     return all(all(t.startswith("cifar10 ") for t in r.info.tasks) for r in recs)
 
 
+def _key(study: str) -> str:
+    """The macro key of a study: ``seqcl``, ``seqmnist``."""
+    return study.removeprefix("hal_")
+
+
 def tables(ctx: ReportContext) -> None:
-    recs = typed(ctx, "hal_seqcl")
+    for study in STUDIES:
+        if ctx.has(study):
+            _study_tables(ctx, study)
+
+
+def _study_tables(ctx: ReportContext, study: str) -> None:
+    recs = typed(ctx, study)
+    key = _key(study)
     frame = matrix_frame(recs)
-    ctx.write_csv("hal_seqcl_matrix_metrics", frame)
+    ctx.write_csv(f"{study}_matrix_metrics", frame)
     rows = rows_of(recs)
-    published = ctx.published("hal_seqcl.seq_cifar10") if _on_cifar10(recs) else None
-    _setting(ctx, recs)
+    published = ctx.published("hal_seqcl.seq_cifar10") if study == "hal_seqcl" and _on_cifar10(recs) else None
+    _setting(ctx, recs, study)
     body = []
     for row in rows:
         sub = frame[frame["variant"] == row.variant]
@@ -86,8 +101,8 @@ def tables(ctx: ReportContext) -> None:
         for view, metric, fmt in (("class", "acc", ".1f"), ("task", "acc", ".1f"), ("class", "forgetting", ".1f"),
                                   ("class", "bwt", "+.1f")):
             values = [100 * v for v in sub[sub["view"] == view][metric] if v is not None and not pd.isna(v)]
-            cells.append(_pm(ctx, ("hal", "seqcl", row.variant, view, metric), values,
-                             f"{ctx.profile}:hal_seqcl/{row.variant} {view} {metric} x 100", fmt) if values else "--")
+            cells.append(_pm(ctx, ("hal", key, row.variant, view, metric), values,
+                             f"{ctx.profile}:{study}/{row.variant} {view} {metric} x 100", fmt) if values else "--")
         if published is not None:
             pub = published.get(row.key) or {}
             for view in ("class", "task"):
@@ -98,32 +113,37 @@ def tables(ctx: ReportContext) -> None:
     header = ["Method (buffer)", "Class-IL ACC", "Task-IL ACC", "Class-IL $F$", "Class-IL BWT"]
     if published is not None:
         header += ["Class-IL, Mammoth", "Task-IL, Mammoth"]
-    ctx.write_table("hal_seqcl", latex_table(
+    m = "\\hal" + key.capitalize()
+    network = "Mammoth's MNIST network" if study == "hal_seqmnist" else "ResNet-18"
+    ctx.write_table(study, latex_table(
         header, body,
-        caption=("Reference methods on Mammoth's protocol, \\halSeqclSequence{} (\\halSeqclTasks{} tasks of "
-                 "\\halSeqclClasses{} classes): one shared head, tested class-incremental and task-incremental; "
-                 "percent, mean $\\pm$ 95\\% CI over \\halSeqclSeeds{} seeds."
+        caption=(f"Reference methods on Mammoth's protocol ({network}), {m}Sequence{{}} ({m}Tasks{{}} tasks of "
+                 f"{m}Classes{{}} classes): one shared head, tested class-incremental and task-incremental; "
+                 f"percent, mean $\\pm$ 95\\% CI over {m}Seeds{{}} seeds."
                  + (" The last columns are Mammoth's published numbers (Buzzega et al.\\ 2020)." if published
                     is not None else "")),
-        label="tab:hal-seqcl", align="l" + "c" * (len(header) - 1),
+        label=f"tab:hal-{key}", align="l" + "c" * (len(header) - 1),
         notes="ACC: mean final accuracy over tasks; $F$: forgetting (Chaudhry et al.); joint training learns once, "
               "after the last task, so it has no forgetting or BWT (--).",
         size="\\scriptsize"))
-    _order_check(ctx, frame, rows)
+    _order_check(ctx, frame, rows, study)
 
 
-def _setting(ctx: ReportContext, recs: list[TypedRecord[Any, Any]]) -> None:
+def _setting(ctx: ReportContext, recs: list[TypedRecord[Any, Any]], study: str) -> None:
     rec = recs[0]
     cfg, info = rec.settings, rec.info
-    src = f"{ctx.profile}:hal_seqcl run records"
+    src = f"{ctx.profile}:{study} run records"
     digits = all(t.startswith("digits") for t in info.tasks)
     seq = "Split-Digits" if digits else ("Seq-CIFAR-10" if _on_cifar10(recs) else info.tasks[0].split(" ")[0])
     for key, value, fmt in (("sequence", seq, ""), ("tasks", len(info.tasks), "d"),
                             ("classes", info.classes_per_task[0], "d"), ("seeds", len({r.seed for r in recs}), "d"),
                             ("epochs", cfg.wake.epochs, "d"), ("batch", cfg.wake.batch_size, "d"),
                             ("width", cfg.model.width, "d"), ("image", "$\\times$".join(map(str, info.image_shape[1:])), ""),
-                            ("norm", "BatchNorm" if cfg.model.norm == "batch" else "GroupNorm", "")):
-        ctx.macro(("hal", "seqcl", key), value, fmt, source=f"{src}: {key}")
+                            ("norm", "BatchNorm" if cfg.model.norm == "batch" else "GroupNorm", ""),
+                            ("hidden", cfg.model.hidden, "d")):
+        if key in (("width", "norm") if cfg.model.arch == "mlp" else ("hidden",)):
+            continue  # the MLP has no width or norm layers, the ResNet no hidden size
+        ctx.macro(("hal", _key(study), key), value, fmt, source=f"{src}: {key}")
 
 
 def _pm(ctx: ReportContext, parts: tuple[str, ...], values: list[float], source: str, fmt: str) -> str:
@@ -139,7 +159,7 @@ def _by_seed(frame: pd.DataFrame, variant: str) -> dict[int, float]:
     return {int(s): float(v) for s, v in zip(sub["seed"], sub["acc"])}
 
 
-def _order_check(ctx: ReportContext, frame: pd.DataFrame, rows: list[Row]) -> None:
+def _order_check(ctx: ReportContext, frame: pd.DataFrame, rows: list[Row], study: str) -> None:
     """joint > DER++ > ER > SGD in class-IL ACC, each step paired by seed (the smallest buffer run)."""
     pick: dict[str, str] = {}
     for row in rows:  # the smallest buffer, Mammoth's DER++ (three forward passes)
@@ -150,23 +170,23 @@ def _order_check(ctx: ReportContext, frame: pd.DataFrame, rows: list[Row]) -> No
     holds = []
     for better, worse in zip(ORDER_CHECK, ORDER_CHECK[1:]):
         d = paired_difference(_by_seed(frame, pick[better]), _by_seed(frame, pick[worse]))
-        prefix = ("hal", "seqcl", "order", better, worse)
+        prefix = ("hal", _key(study), "order", better, worse)
         ctx.paired_pm(prefix, _pct(d), fmt=".1f",
-                      source=f"{ctx.profile}:hal_seqcl {pick[better]} - {pick[worse]}, class-IL ACC x 100,")
+                      source=f"{ctx.profile}:{study} {pick[better]} - {pick[worse]}, class-IL ACC x 100,")
         ctx.macro((*prefix, "verdict"), d.verdict("above", "below", "indistinguishable from"),
-                  source=f"{ctx.profile}:hal_seqcl {better} vs {worse}: paired 95% CI")
+                  source=f"{ctx.profile}:{study} {better} vs {worse}: paired 95% CI")
         holds.append(d.low > 0)
-    ctx.macro(("hal", "seqcl", "order", "holds"), "holds" if all(holds) else "does not hold",
-              source=f"{ctx.profile}:hal_seqcl: every step of joint > DER++ > ER > SGD has its CI above 0")
+    ctx.macro(("hal", _key(study), "order", "holds"), "holds" if all(holds) else "does not hold",
+              source=f"{ctx.profile}:{study}: every step of joint > DER++ > ER > SGD has its CI above 0")
     one = next((r for r in rows if r.one_forward and r.buffer == rows_buffer(rows, pick["derpp"])), None)
     if one is not None:  # the diagnostic: DER++ with BatchNorm seeing one batch, against ER and against DER++
         for other, name in ((pick["er"], "er"), (pick["derpp"], "derpp"), (pick["joint"], "joint")):
             d = paired_difference(_by_seed(frame, one.variant), _by_seed(frame, other))
-            prefix = ("hal", "seqcl", "one", "forward", "vs", name)
+            prefix = ("hal", _key(study), "one", "forward", "vs", name)
             ctx.paired_pm(prefix, _pct(d), fmt=".1f",
-                          source=f"{ctx.profile}:hal_seqcl {one.variant} - {other}, class-IL ACC x 100,")
+                          source=f"{ctx.profile}:{study} {one.variant} - {other}, class-IL ACC x 100,")
             ctx.macro((*prefix, "verdict"), d.verdict("above", "below", "indistinguishable from"),
-                      source=f"{ctx.profile}:hal_seqcl {one.variant} vs {other}: paired 95% CI")
+                      source=f"{ctx.profile}:{study} {one.variant} vs {other}: paired 95% CI")
 
 
 def rows_buffer(rows: list[Row], variant: str) -> int | None:
@@ -177,6 +197,8 @@ def figures(ctx: ReportContext) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    if not ctx.has("hal_seqcl"):
+        return
     recs = typed(ctx, "hal_seqcl")
     frame = matrix_frame(recs)
     rows = rows_of(recs)

@@ -67,6 +67,32 @@ def _as_typeset(value: str) -> str:
     return value
 
 
+SPLIT_MIN_WORDS = 8  # a quoted phrase this long may be split by a page break
+PAGE_BREAK_SPAN = 4000  # characters a page break may put inside a quoted value: page number, floats, header
+
+
+def in_text(value: str, text: str) -> bool:
+    """``value`` (as typeset) is in the PDF ``text``: whole, or - a phrase of at least
+    :data:`SPLIT_MIN_WORDS` words, long enough to cross a page - as a head of three or more words that ends
+    one page and the rest (three or more words) within :data:`PAGE_BREAK_SPAN` characters after it (the
+    page number and the floats of the next page come between). Numbers and short phrases must be whole."""
+    value = _as_typeset(value)
+    if value in text:
+        return True
+    words = value.split()
+    if len(words) < SPLIT_MIN_WORDS:
+        return False
+    for i in range(len(words) - 3, 2, -1):
+        head, tail = " ".join(words[:i]), " ".join(words[i:])
+        start = text.find(head)
+        while start >= 0:
+            end = start + len(head)
+            if tail in text[end : end + PAGE_BREAK_SPAN]:
+                return True
+            start = text.find(head, start + 1)
+    return False
+
+
 def _blank(value: str) -> bool:
     return not value.strip() or value.strip() == "n/a"
 
@@ -83,7 +109,7 @@ def check_numbers(pdf: Path, macros_file: Path) -> list[str]:
                 f"\\{name} = {value!r} is not a number (source: {source}): the results lack it; fix the report "
                 f"or its runs, or declare it as words in its report (ctx.text)"
             )
-        elif not _blank(value) and _as_typeset(value) not in text:
+        elif not _blank(value) and not in_text(value, text):
             problems.append(f"\\{name} = {value!r} is generated but not in the PDF text (quote it or stop generating it)")
     if "is missing: run the pipeline" in text or "is missing: run" in text:
         problems.append("the PDF shows a missing generated file: run the pipeline first")

@@ -158,3 +158,28 @@ def test_derpp_one_forward_is_the_same_loss_without_batchnorm(seq, tiny_cfg):
             learner.memory.logits.add_(1.0)
         losses.append(observe(learner, x[16:32], y[16:32])[0])
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["er", "derpp"])
+def test_mammoth_mlp_learns_with_replay_and_has_no_norm_layers(seq, tiny_cfg, method):
+    """arch: mlp is Mammoth's MNIST network (flatten, two ReLU layers of ``hidden``, the classifier): every
+    parameter is a Linear's, its width is ``hidden``, and a replay method on it learns the first task."""
+    torch.manual_seed(0)
+    learner = Learner(tiny_cfg(method=method, model={"arch": "mlp", "hidden": 32}, wake={"epochs": 8}), seq,
+                      "one-head", seed=0)
+    linears = [m for m in learner.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [lin.out_features for lin in linears] == [32, 32, seq.n_classes]
+    assert linears[0].in_features == int(torch.tensor(seq.item_shape).prod())
+    assert sum(p.numel() for p in learner.model.parameters()) == sum(
+        p.numel() for lin in linears for p in lin.parameters())
+    result = learner.fit()
+    assert result.matrices["class"][0][0] > 0.75
+
+
+def test_mlp_refuses_the_lora_method():
+    from circadian_core.config import ConfigError
+    from hal_sleep_wake.config import load_config
+
+    with pytest.raises(ConfigError, match="hal.model.arch: 'mlp' with method 'hal'.*use arch: resnet18"):
+        load_config({"method": "hal", "model": {"arch": "mlp"}})
+    assert load_config({"method": "er", "model": {"arch": "mlp"}}).model.hidden == 100

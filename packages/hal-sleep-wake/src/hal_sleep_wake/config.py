@@ -65,6 +65,10 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
+    # resnet18: torchvision's ResNet-18 (LoRA targets its layers; HAL needs it). mlp: Mammoth's MNIST network
+    # (flattened image, two ReLU layers of ``hidden`` units, the classifier) for its Seq-MNIST protocol
+    arch: Literal["resnet18", "mlp"] = "resnet18"
+    hidden: int = bounded(100, low=1)  # mlp only: units per hidden layer (Mammoth's MNISTMLP: 100)
     width: int = bounded(8, low=1)  # channels of the first stage; 64 is torchvision's ResNet-18
     cifar_stem: bool = True  # 3x3 stride-1 first conv and no max-pool (for 32x32 and smaller images)
     # torchvision's norm_layer: "batch" (its default) or "group" (GroupNorm with ``norm_groups`` groups: no
@@ -210,6 +214,9 @@ def _check(cfg: HALConfig) -> None:
     if cfg.model.norm == "group" and cfg.model.width % cfg.model.norm_groups:
         raise ConfigError(f"hal.model.norm_groups: {cfg.model.norm_groups} does not divide model.width "
                           f"{cfg.model.width}; use a divisor of the width")
+    if cfg.model.arch != "resnet18" and cfg.uses_lora:
+        raise ConfigError(f"hal.model.arch: {cfg.model.arch!r} with method {cfg.method!r}; its LoRA adapters and "
+                          "sleeps target ResNet-18's layers, so use arch: resnet18 (or a method without LoRA)")
     if not cfg.lora.targets:
         raise ConfigError("hal.lora.targets: empty; name at least one group or module (e.g. [blocks])")
     if cfg.sleep.schedule == "steps" and cfg.sleep.every_steps < 1:

@@ -74,7 +74,8 @@ class Learner:
         cfg = self.cfg
         model = build_model(self.seq.head_sizes, shared_head=self.scenario.shared_head,
                             width=cfg.model.width, in_channels=self.seq.in_channels, cifar_stem=cfg.model.cifar_stem,
-                            norm=cfg.model.norm, norm_groups=cfg.model.norm_groups)
+                            norm=cfg.model.norm, norm_groups=cfg.model.norm_groups, arch=cfg.model.arch,
+                            hidden=cfg.model.hidden, image_shape=tuple(self.seq.item_shape))
         if self.lora_targets:
             add_lora(model, self.lora_targets, rank=cfg.lora.rank, alpha=cfg.lora.alpha, impl=cfg.lora.impl)
         model = model.to(self.dev)

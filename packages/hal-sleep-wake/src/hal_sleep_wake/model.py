@@ -1,4 +1,5 @@
-"""L3: torchvision's ResNet-18 (optionally narrow, optionally with a CIFAR stem) with a continual classifier.
+"""L3: torchvision's ResNet-18 (optionally narrow, optionally with a CIFAR stem) with a continual classifier;
+or Mammoth's two-layer MNIST MLP (:class:`HALMLP`) for its Seq-MNIST protocol (no LoRA, no sleep).
 
 The trunk is torchvision's ``ResNet`` with its ``BasicBlock`` and ``_make_layer``; only the channel
 counts scale with ``width`` (64 = torchvision's ResNet-18, 8 = the narrow ResNet-18 of the mini
@@ -18,6 +19,7 @@ the task-incremental scenario, every class seen so far in the class-incremental 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 
@@ -27,7 +29,7 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from hal_sleep_wake.layout import BLOCKS_PER_STAGE, lora_target_names, module_groups
 
-__all__ = ["HALResNet", "TaskHeads", "build_model", "lora_target_names", "mask_logits", "module_groups"]
+__all__ = ["HALMLP", "HALResNet", "TaskHeads", "build_model", "lora_target_names", "mask_logits", "module_groups"]
 
 
 class TaskHeads(nn.Module):
@@ -91,16 +93,41 @@ class HALResNet(ResNet):
         return torch.flatten(self.avgpool(x), 1)
 
 
+class HALMLP(nn.Module):
+    """Mammoth's MNIST network: the flattened image, two ReLU layers of ``hidden`` units, a continual
+    classifier ``fc`` (as :class:`HALResNet`'s). No normalization layers."""
+
+    def __init__(self, head_sizes: list[int], *, shared_head: bool, in_features: int, hidden: int = 100) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(),
+                                   nn.Linear(hidden, hidden), nn.ReLU())
+        self.feature_dim = hidden
+        self.fc: nn.Module = nn.Linear(hidden, sum(head_sizes)) if shared_head else TaskHeads(hidden, head_sizes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.trunk(x))
+
+
 def build_model(
     head_sizes: list[int], *, width: int, in_channels: int, cifar_stem: bool, norm: str = "batch",
     norm_groups: int = 4, shared_head: bool | None = None, scenario: str | None = None,
-) -> HALResNet:
+    arch: str = "resnet18", hidden: int = 100, image_shape: tuple[int, ...] | None = None,
+) -> HALResNet | HALMLP:
     """The model of one scenario: per-task heads (``scenario="task"``) or one shared head (``class``,
-    ``one-head``); ``shared_head`` says it directly."""
+    ``one-head``); ``shared_head`` says it directly. ``arch="mlp"`` needs ``image_shape`` (C, H, W)."""
     if (shared_head is None) == (scenario is None):
         raise TypeError("build_model: pass exactly one of shared_head= and scenario=")
     if shared_head is None:
         shared_head = scenario != "task"
+    if arch == "mlp":
+        if image_shape is None:
+            raise TypeError("build_model: arch='mlp' needs image_shape=(C, H, W)")
+        return HALMLP(head_sizes, shared_head=shared_head, in_features=math.prod(image_shape), hidden=hidden)
+    if arch != "resnet18":
+        raise ValueError(f"build_model: unknown arch {arch!r}; use resnet18 or mlp")
     norm_layer = None if norm == "batch" else partial(nn.GroupNorm, norm_groups)
     return HALResNet(head_sizes, shared_head=shared_head, width=width, in_channels=in_channels,
                      cifar_stem=cifar_stem, norm_layer=norm_layer)
