@@ -25,6 +25,7 @@ import pandas as pd
 from circadian_core.contract import TypedRecord
 from circadian_core.stats import PairedDifference, paired_difference, t_errorbar, t_interval
 from pipelines.reports import ReportContext, latex_table
+from pipelines.reports.context import macro_name
 from pipelines.reports.hal import matrix_frame, typed
 
 STUDIES = ("hal_seqcl", "hal_seqmnist")
@@ -113,13 +114,15 @@ def _study_tables(ctx: ReportContext, study: str) -> None:
     header = ["Method (buffer)", "Class-IL ACC", "Task-IL ACC", "Class-IL $F$", "Class-IL BWT"]
     if published is not None:
         header += ["Class-IL, Mammoth", "Task-IL, Mammoth"]
-    m = "\\hal" + key.capitalize()
-    network = "Mammoth's MNIST network" if study == "hal_seqmnist" else "ResNet-18"
+    def ref(name: str) -> str:  # the study's setting macro, as _setting names it
+        return f"\\{macro_name(('hal', key, name))}{{}}"
+
+    network = "Mammoth's MNIST network" if recs[0].settings.model.arch == "mlp" else "ResNet-18"
     ctx.write_table(study, latex_table(
         header, body,
-        caption=(f"Reference methods on Mammoth's protocol ({network}), {m}Sequence{{}} ({m}Tasks{{}} tasks of "
-                 f"{m}Classes{{}} classes): one shared head, tested class-incremental and task-incremental; "
-                 f"percent, mean $\\pm$ 95\\% CI over {m}Seeds{{}} seeds."
+        caption=(f"Reference methods on Mammoth's protocol ({network}), {ref('sequence')} ({ref('tasks')} tasks of "
+                 f"{ref('classes')} classes): one shared head, tested class-incremental and task-incremental; "
+                 f"percent, mean $\\pm$ 95\\% CI over {ref('seeds')} seeds."
                  + (" The last columns are Mammoth's published numbers (Buzzega et al.\\ 2020)." if published
                     is not None else "")),
         label=f"tab:hal-{key}", align="l" + "c" * (len(header) - 1),
@@ -132,18 +135,18 @@ def _study_tables(ctx: ReportContext, study: str) -> None:
 def _setting(ctx: ReportContext, recs: list[TypedRecord[Any, Any]], study: str) -> None:
     rec = recs[0]
     cfg, info = rec.settings, rec.info
-    src = f"{ctx.profile}:{study} run records"
+    src, prefix = f"{ctx.profile}:{study} run records", ("hal", _key(study))
     digits = all(t.startswith("digits") for t in info.tasks)
     seq = "Split-Digits" if digits else ("Seq-CIFAR-10" if _on_cifar10(recs) else info.tasks[0].split(" ")[0])
-    for key, value, fmt in (("sequence", seq, ""), ("tasks", len(info.tasks), "d"),
-                            ("classes", info.classes_per_task[0], "d"), ("seeds", len({r.seed for r in recs}), "d"),
-                            ("epochs", cfg.wake.epochs, "d"), ("batch", cfg.wake.batch_size, "d"),
-                            ("width", cfg.model.width, "d"), ("image", "$\\times$".join(map(str, info.image_shape[1:])), ""),
-                            ("norm", "BatchNorm" if cfg.model.norm == "batch" else "GroupNorm", ""),
-                            ("hidden", cfg.model.hidden, "d")):
-        if key in (("width", "norm") if cfg.model.arch == "mlp" else ("hidden",)):
+    for name, value, fmt in (("sequence", seq, ""), ("tasks", len(info.tasks), "d"),
+                             ("classes", info.classes_per_task[0], "d"), ("seeds", len({r.seed for r in recs}), "d"),
+                             ("epochs", cfg.wake.epochs, "d"), ("batch", cfg.wake.batch_size, "d"),
+                             ("width", cfg.model.width, "d"), ("image", "$\\times$".join(map(str, info.image_shape[1:])), ""),
+                             ("norm", "BatchNorm" if cfg.model.norm == "batch" else "GroupNorm", ""),
+                             ("hidden", cfg.model.hidden, "d")):
+        if name in (("width", "norm") if cfg.model.arch == "mlp" else ("hidden",)):
             continue  # the MLP has no width or norm layers, the ResNet no hidden size
-        ctx.macro(("hal", _key(study), key), value, fmt, source=f"{src}: {key}")
+        ctx.macro((*prefix, name), value, fmt, source=f"{src}: {name}")
 
 
 def _pm(ctx: ReportContext, parts: tuple[str, ...], values: list[float], source: str, fmt: str) -> str:
@@ -161,6 +164,7 @@ def _by_seed(frame: pd.DataFrame, variant: str) -> dict[int, float]:
 
 def _order_check(ctx: ReportContext, frame: pd.DataFrame, rows: list[Row], study: str) -> None:
     """joint > DER++ > ER > SGD in class-IL ACC, each step paired by seed (the smallest buffer run)."""
+    key = _key(study)
     pick: dict[str, str] = {}
     for row in rows:  # the smallest buffer, Mammoth's DER++ (three forward passes)
         if row.method in ORDER_CHECK and row.method not in pick and not row.one_forward:
@@ -170,19 +174,19 @@ def _order_check(ctx: ReportContext, frame: pd.DataFrame, rows: list[Row], study
     holds = []
     for better, worse in zip(ORDER_CHECK, ORDER_CHECK[1:]):
         d = paired_difference(_by_seed(frame, pick[better]), _by_seed(frame, pick[worse]))
-        prefix = ("hal", _key(study), "order", better, worse)
+        prefix = ("hal", key, "order", better, worse)
         ctx.paired_pm(prefix, _pct(d), fmt=".1f",
                       source=f"{ctx.profile}:{study} {pick[better]} - {pick[worse]}, class-IL ACC x 100,")
         ctx.macro((*prefix, "verdict"), d.verdict("above", "below", "indistinguishable from"),
                   source=f"{ctx.profile}:{study} {better} vs {worse}: paired 95% CI")
         holds.append(d.low > 0)
-    ctx.macro(("hal", _key(study), "order", "holds"), "holds" if all(holds) else "does not hold",
+    ctx.macro(("hal", key, "order", "holds"), "holds" if all(holds) else "does not hold",
               source=f"{ctx.profile}:{study}: every step of joint > DER++ > ER > SGD has its CI above 0")
     one = next((r for r in rows if r.one_forward and r.buffer == rows_buffer(rows, pick["derpp"])), None)
     if one is not None:  # the diagnostic: DER++ with BatchNorm seeing one batch, against ER and against DER++
         for other, name in ((pick["er"], "er"), (pick["derpp"], "derpp"), (pick["joint"], "joint")):
             d = paired_difference(_by_seed(frame, one.variant), _by_seed(frame, other))
-            prefix = ("hal", _key(study), "one", "forward", "vs", name)
+            prefix = ("hal", key, "one", "forward", "vs", name)
             ctx.paired_pm(prefix, _pct(d), fmt=".1f",
                           source=f"{ctx.profile}:{study} {one.variant} - {other}, class-IL ACC x 100,")
             ctx.macro((*prefix, "verdict"), d.verdict("above", "below", "indistinguishable from"),

@@ -17,7 +17,6 @@ interval of :func:`circadian_core.stats.t_interval` (the one interval of tables,
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -31,9 +30,9 @@ from circadian_core.config import ConfigError
 from circadian_core.contract import Contract, contract_for
 from circadian_core.record import SCHEMA_VERSION, read_record, write_json_atomic
 from circadian_core.stats import t_interval
-from pipelines.dag import ROOT, Cell, Profile, load_profile
+from pipelines.dag import ROOT, Cell, Profile
 from pipelines.reports import Macros, ReportContext, report_modules
-from pipelines.scripts.errors import InputError, add_debug_flag, fail
+from pipelines.scripts.errors import InputError, profile_main
 from pipelines.scripts.staging import Staging
 
 SUMMARY_COLUMNS = ["study", "variant", "metric", "n", "mean", "std", "ci95", "ci_low", "ci_high"]
@@ -260,19 +259,15 @@ def run(profile: Profile) -> ReportContext:
     return ctx
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--profile")
-    add_debug_flag(ap)
-    args = ap.parse_args(argv)
-    try:
-        profile = load_profile(args.profile)
-        ctx = run(profile)
-    except Exception as err:  # one line on stderr; the traceback under --debug
-        return fail(err, args.debug)
+def _stage(profile: Profile) -> int:
+    ctx = run(profile)
     print(f"aggregated {len(ctx.records)} runs into {len(ctx.written)} files and {len(ctx.macros.values)} macros "
           f"-> {profile.tables}, {profile.generated}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return profile_main(__doc__, _stage, argv)
 
 
 if __name__ == "__main__":

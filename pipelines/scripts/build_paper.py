@@ -9,16 +9,15 @@ packages to install. Then every generated macro must appear in the PDF's text, a
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.dag import ROOT, Profile, load_profile
+from pipelines.dag import ROOT, Profile
 from pipelines.reports.context import TEXT_MARK
-from pipelines.scripts.errors import add_debug_flag, fail
+from pipelines.scripts.errors import profile_main
 
 TEX_HINT = (
     "latexmk not found: install TeX Live (make tex, or apt-get install latexmk texlive-latex-base "
@@ -149,14 +148,7 @@ def build(profile: Profile) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--profile")
-    add_debug_flag(ap)
-    args = ap.parse_args(argv)
-    try:
-        return build(load_profile(args.profile))
-    except Exception as err:  # one line on stderr; the traceback under --debug
-        return fail(err, args.debug)
+    return profile_main(__doc__, build, argv)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ import pickle
 import sys
 import traceback
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from circadian_core.config import ConfigError
+from pipelines.dag import Profile, load_profile
 
 
 class InputError(ValueError):
@@ -99,3 +100,16 @@ def fail(err: BaseException, debug: bool, inputs: Sequence[str] = (), context: s
         traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
     print(f"error: {explain(err, inputs, context)}", file=sys.stderr)
     return exit_status(err)
+
+
+def profile_main(description: str | None, stage: Callable[[Profile], int], argv: list[str] | None = None) -> int:
+    """The ``main`` of a stage script run per profile (aggregate, figures, build_paper): ``--profile`` and
+    ``--debug``, then ``stage`` on the loaded profile; any failure is one line on stderr (:func:`fail`)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--profile")
+    add_debug_flag(ap)
+    args = ap.parse_args(argv)
+    try:
+        return stage(load_profile(args.profile))
+    except Exception as err:  # one line on stderr; the traceback under --debug
+        return fail(err, args.debug)

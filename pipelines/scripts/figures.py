@@ -7,7 +7,6 @@ drawn, so a failing report leaves the previous figures as they were.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import matplotlib
@@ -16,10 +15,10 @@ matplotlib.use("Agg")
 
 import seaborn as sns
 
-from pipelines.dag import ROOT, Profile, load_profile
+from pipelines.dag import ROOT, Profile
 from pipelines.reports import ReportContext, report_modules
 from pipelines.scripts.aggregate import build_context
-from pipelines.scripts.errors import add_debug_flag, fail
+from pipelines.scripts.errors import profile_main
 from pipelines.scripts.staging import Staging
 
 
@@ -40,18 +39,14 @@ def run(profile: Profile) -> tuple[ReportContext, int]:
     return ctx, n
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--profile")
-    add_debug_flag(ap)
-    args = ap.parse_args(argv)
-    try:
-        profile = load_profile(args.profile)
-        _, n = run(profile)
-    except Exception as err:  # one line on stderr; the traceback under --debug
-        return fail(err, args.debug)
+def _stage(profile: Profile) -> int:
+    _, n = run(profile)
     print(f"figures of {n} report(s) -> {profile.generated_figures} and {profile.figures}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return profile_main(__doc__, _stage, argv)
 
 
 if __name__ == "__main__":
